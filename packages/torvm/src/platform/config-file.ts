@@ -1,0 +1,57 @@
+/**
+ * Reading the config file safely. The file decides where traffic goes, so a
+ * file that another user could have written is refused before it is parsed.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { TorvmError } from '../core/errors.ts';
+import { validateConfig, type PlatformDefaults, type TorvmConfig } from '../core/config.ts';
+
+export interface ConfigFileOptions {
+  defaults: PlatformDefaults;
+  /** The invoking user's uid; undefined on Windows (ACLs are not checked there yet). */
+  uid?: number;
+}
+
+/** Refuses a file not owned by root or the invoking user, or writable by group or others. */
+export async function checkConfigFileSafety(path: string, uid: number): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    throw new TorvmError('ERR_CONFIG_UNREADABLE', `cannot read the config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!st.isFile()) throw new TorvmError('ERR_CONFIG_UNREADABLE', `the config file ${path} is not a regular file`);
+  if (st.uid !== 0 && st.uid !== uid) {
+    throw new TorvmError('ERR_CONFIG_UNSAFE_FILE', `the config file ${path} is owned by uid ${st.uid}, not by root${uid !== 0 ? ` or you (uid ${uid})` : ''}`, {
+      hint: `sudo chown root:root '${path}'`,
+    });
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new TorvmError('ERR_CONFIG_UNSAFE_FILE', `the config file ${path} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o777).toString(8)})`, {
+      hint: `chmod go-w '${path}'`,
+    });
+  }
+}
+
+/** Reads, checks and validates a config file. Throws TorvmError (user codes) on any problem. */
+export async function loadConfigFile(path: string, options: ConfigFileOptions): Promise<TorvmConfig> {
+  if (options.uid !== undefined) await checkConfigFileSafety(path, options.uid);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new TorvmError('ERR_CONFIG_UNREADABLE', `cannot read the config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new TorvmError('ERR_CONFIG_UNREADABLE', `the config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const result = validateConfig(json, options.defaults);
+  if (!result.ok) {
+    const list = result.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n');
+    throw new TorvmError('ERR_CONFIG_INVALID', `the config file ${path} is invalid:\n${list}`, { details: { problems: result.problems } });
+  }
+  return result.config;
+}

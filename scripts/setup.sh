@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian/Ubuntu machine to run TorVM and its tests (as root):
+# Debian packages, npm dependencies, the torvm system user and the VM image.
+# Caches live outside the repository. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "[setup] $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root (sudo $0)" >&2; exit 2; fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then echo "setup.sh: Node.js 20 or later is required (found: $(node --version 2>/dev/null || echo none))" >&2; exit 2; fi
+
+say "installing Debian packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+grep -v -e '^#' -e '^$' .ci/apt-packages.txt | xargs apt-get install -y -qq --no-install-recommends >/dev/null
+
+say "installing npm dependencies"
+npm ci --no-audit --no-fund --loglevel=error
+
+say "creating the torvm system user (QEMU runs as it)"
+id -u torvm >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin torvm
+
+if [ -f image/src/main.ts ]; then
+  : "${TORVM_IMAGE_DIR:=/var/cache/torvm/image}"
+  say "building the VM image into $TORVM_IMAGE_DIR (package cache /var/cache/torvm-image)"
+  node --import tsx image/src/main.ts --arch x86_64 --out "$TORVM_IMAGE_DIR" --cache /var/cache/torvm-image
+fi
+say "done"
