@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // CLI output, scripts, benchmarks and tests may print.
-    files: ['scripts/**', 'bench/**', '**/test/**', 'test/**', 'image/src/main.ts', 'packages/torvm/bin/**'],
+    files: ['scripts/**', 'bench/**', 'demo/**', '**/test/**', 'test/**', 'image/src/main.ts', 'packages/torvm/bin/**'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -19,12 +19,15 @@ grep -v -e '^#' -e '^$' .ci/apt-packages.txt | xargs apt-get install -y -qq --no
 say "installing npm dependencies"
 npm ci --no-audit --no-fund --loglevel=error
 
+say "building the web GUI (packages/gui/dist, served by the daemon from memory)"
+npm run build -w @torvm/gui --silent >/dev/null
+
 say "creating the torvm system user (QEMU runs as it)"
 id -u torvm >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin torvm
 
-if [ -f image/src/main.ts ]; then
-  : "${TORVM_IMAGE_DIR:=/var/cache/torvm/image}"
-  say "building the VM image into $TORVM_IMAGE_DIR (package cache /var/cache/torvm-image)"
-  node --import tsx image/src/main.ts --arch x86_64 --out "$TORVM_IMAGE_DIR" --cache /var/cache/torvm-image
-fi
+: "${TORVM_IMAGE_DIR:=/var/cache/torvm/image}"
+: "${TORVM_IMAGE_DIR_AARCH64:=/var/cache/torvm/image-aarch64}"
+say "building the VM images into $TORVM_IMAGE_DIR and $TORVM_IMAGE_DIR_AARCH64 (package cache /var/cache/torvm-image)"
+node --import tsx image/src/main.ts --arch x86_64 --out "$TORVM_IMAGE_DIR" --cache /var/cache/torvm-image
+node --import tsx image/src/main.ts --arch aarch64 --out "$TORVM_IMAGE_DIR_AARCH64" --cache /var/cache/torvm-image
 say "done"

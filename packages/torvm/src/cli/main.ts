@@ -6,10 +6,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { ACCELERATORS } from '../core/config.ts';
 import { TorvmError } from '../core/errors.ts';
 import { processIo, reportError, type CliIo, type GlobalOptions } from './context.ts';
+import { registerCompanionCommand } from './commands/companion.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerDoctorCommand } from './commands/doctor.ts';
 import { registerImageCommands } from './commands/image.ts';
 import { registerLifecycleCommands } from './commands/lifecycle.ts';
+import { registerNetworkCommands } from './commands/network.ts';
+import { registerTorFeatureCommands } from './commands/newnym.ts';
 
 /** Wraps a command body: collects options and positionals, maps errors to exit codes. */
 export type CommandRunnerFn = (fn: (opts: GlobalOptions, positionals: string[]) => Promise<number>) => (...args: unknown[]) => Promise<void>;
@@ -37,10 +40,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     }
   };
 
+  registerCompanionCommand(program, io, run);
   registerConfigCommands(program, io, run);
   registerDoctorCommand(program, io, run);
   registerImageCommands(program, io, run);
   registerLifecycleCommands(program, io, run);
+  registerNetworkCommands(program, io, run);
+  registerTorFeatureCommands(program, io, run);
   for (const c of program.commands) applyExitOverride(c, io);
   return program;
 }

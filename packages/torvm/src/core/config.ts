@@ -106,7 +106,11 @@ export function createConfigSchema(defaults: PlatformDefaults) {
       tapName: z.string().superRefine(fromCheck(checkInterfaceName)).prefault('torvm0'),
       hostAddress: ipv4.prefault('10.10.10.2'),
       vmAddress: ipv4.prefault('10.10.10.1'),
-      /** Routing table that keeps the original default routes for QEMU's own sockets. */
+      /**
+       * Routing table that holds TorVM's default route into the VM. Policy rules in
+       * front of main send everyone but the torvm user (QEMU) there, so a DHCP or
+       * router-advertisement default route can never win (see docs/security.md).
+       */
       bypassTable: z.int().min(1).max(2_147_483_647).prefault(7911),
       /** Let the host reach its local subnets directly (never port 53). Off by default. */
       allowLan: z.boolean().prefault(false),
@@ -152,6 +156,26 @@ export function createConfigSchema(defaults: PlatformDefaults) {
     }).superRefine((t, ctx) => {
       const ports = [t.socksPort, t.controlPort, t.transPort, t.dnsPort];
       if (new Set(ports).size !== ports.length) ctx.addIssue({ code: 'custom', path: ['socksPort'], message: 'socksPort, controlPort, transPort and dnsPort must all differ' });
+    }).prefault({}),
+    /**
+     * Lets other devices on the LAN use this TorVM (off by default): SOCKS5
+     * with a required user name and password, and DNS, on one LAN address,
+     * only from the listed subnets. The kill switch opens exactly these ports.
+     */
+    lanGateway: z.strictObject({
+      enabled: z.boolean().prefault(false),
+      listenAddress: ipv4.optional(),
+      socksPort: port.prefault(9050),
+      dnsPort: port.prefault(53),
+      allowedSubnets: z.array(cidr).max(32).prefault([]),
+      users: z.array(z.strictObject({ username, password })).max(64).prefault([]),
+      /** New connections per client address per minute. */
+      rateLimitPerMinute: z.int().min(1).max(100_000).prefault(600),
+    }).superRefine((g, ctx) => {
+      if (!g.enabled) return;
+      if (g.listenAddress === undefined) ctx.addIssue({ code: 'custom', path: ['listenAddress'], message: 'is required when the LAN gateway is enabled' });
+      if (g.allowedSubnets.length === 0) ctx.addIssue({ code: 'custom', path: ['allowedSubnets'], message: 'must list at least one client subnet when the LAN gateway is enabled' });
+      if (g.users.length === 0) ctx.addIssue({ code: 'custom', path: ['users'], message: 'must list at least one user: without authentication no one on the LAN may use the gateway' });
     }).prefault({}),
     api: z.strictObject({
       socketPath: absPath.prefault(defaults.apiSocketPath),
@@ -228,5 +252,6 @@ export function maskSecrets(config: TorvmConfig): TorvmConfig {
     return parsed.ok ? `${parsed.bridge.transport} ${MASK}` : MASK;
   });
   if ('password' in copy.tor.proxy && copy.tor.proxy.password !== undefined) copy.tor.proxy.password = MASK;
+  copy.lanGateway.users = copy.lanGateway.users.map((u) => ({ ...u, password: MASK }));
   return copy;
 }

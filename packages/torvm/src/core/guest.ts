@@ -20,7 +20,7 @@ export const GUEST = {
   /** fw_cfg names the guest reads its configuration from. */
   fwCfg: {
     torrc: 'opt/org.torvm/torrc',
-    guestConfig: 'opt/org.torvm/guest.json',
+    guestConfig: 'opt/org.torvm/guest.env',
     entropySeed: 'opt/org.torvm/seed',
   },
 } as const;

@@ -55,3 +55,20 @@ export async function loadConfigFile(path: string, options: ConfigFileOptions): 
   }
   return result.config;
 }
+
+/**
+ * Writes the config atomically (temp file, fsync, rename) with mode 0600, so
+ * a crash never leaves a half-written file and other users cannot read secrets.
+ */
+export async function saveConfigFile(path: string, config: TorvmConfig): Promise<void> {
+  const { open, rename } = await import('node:fs/promises');
+  const tmp = `${path}.tmp-${process.pid}`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(`${JSON.stringify(config, null, 2)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}

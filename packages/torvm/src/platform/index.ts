@@ -2,7 +2,19 @@
  * The one place that reads process.platform. Everything else receives what
  * it needs from here.
  */
-import type { PlatformDefaults } from '../core/config.ts';
+import { dirname } from 'node:path';
+import type { PlatformDefaults, TorvmConfig } from '../core/config.ts';
+import { TorvmError } from '../core/errors.ts';
+import type { PolicyState } from '../core/policy.ts';
+import type { CommandRunner } from './exec.ts';
+import type { FirewallStatus, HostNetworkLifecycle } from './host-network.ts';
+import { createLinuxHostNetwork } from './linux/host-network.ts';
+import { ensureSystemUser } from './linux/system-user.ts';
+import { checkQemuBinary } from './linux/qemu-binary.ts';
+import { createLinuxAccelProbe } from './linux/accel.ts';
+import type { AccelProbe } from '../vm/accel.ts';
+import { mkfsExt4Formatter, type StateDiskFormatter } from '../vm/state-disk.ts';
+
 import { linuxDefaults } from './linux/defaults.ts';
 import { darwinDefaults } from './darwin/defaults.ts';
 import { win32Defaults } from './win32/defaults.ts';
@@ -17,4 +29,55 @@ export function currentOs(): HostOs {
 
 export function platformDefaults(os: HostOs = currentOs()): PlatformDefaults {
   return { linux: linuxDefaults, darwin: darwinDefaults, win32: win32Defaults }[os];
+}
+
+/** The host-networking verbs the CLI and the daemon use, whatever the OS. */
+export interface HostNetworkControl {
+  engageKillSwitch(state?: PolicyState): Promise<void>;
+  releaseKillSwitch(): Promise<void>;
+  killSwitchStatus(): Promise<FirewallStatus>;
+  /** Undo a crashed run from its journal; false when there was nothing to undo. */
+  restore(): Promise<boolean>;
+}
+
+/**
+ * Host networking for this OS. Linux is real; the macOS (pf) and Windows (WFP)
+ * backends are not written yet, and say so instead of pretending.
+ */
+export async function createHostNetworkControl(config: TorvmConfig, runner: CommandRunner, log: (line: string) => void, os: HostOs = currentOs()): Promise<HostNetworkControl> {
+  if (os !== 'linux') throw new TorvmError('ERR_NOT_AVAILABLE', `host networking for ${os} is not written yet`);
+  const user = await ensureSystemUser(runner);
+  return createLinuxHostNetwork({
+    runner, log, stateDir: config.vm.stateDir, network: config.network, torvmUid: user.uid, torvmGid: user.gid,
+  });
+}
+
+/** What the daemon needs from the OS, behind one small object. */
+export interface PlatformServices {
+  os: HostOs;
+  /** Sockets, pidfile and per-boot secrets; a tmpfs cleared at boot where the OS has one. */
+  runDir: string;
+  isPrivileged(): boolean;
+  /** The vetted QEMU binary (allowlisted, root-owned, version ≥ 7.2). */
+  checkQemu(path: string): Promise<{ path: string; features: { runWith: boolean } }>;
+  accelProbe(qemuBinary: string): AccelProbe;
+  /** The unprivileged user QEMU runs as (created if missing). */
+  ensureVmUser(): Promise<{ name: string; uid: number; gid: number }>;
+  stateDiskFormatter: StateDiskFormatter;
+  hostNetwork(options: { uid: number; gid: number; log: (line: string) => void }): HostNetworkLifecycle & HostNetworkControl;
+}
+
+export function createPlatformServices(config: TorvmConfig, runner: CommandRunner, os: HostOs = currentOs()): PlatformServices {
+  if (os !== 'linux') throw new TorvmError('ERR_NOT_AVAILABLE', `the TorVM daemon for ${os} is not written yet`);
+  return {
+    os,
+    // Next to the API socket: /run/torvm by default (a tmpfs, cleared at boot).
+    runDir: dirname(config.api.socketPath),
+    isPrivileged: () => process.getuid?.() === 0,
+    checkQemu: (path) => checkQemuBinary(path, runner),
+    accelProbe: (qemuBinary) => createLinuxAccelProbe({ runner, qemuBinary }),
+    ensureVmUser: () => ensureSystemUser(runner),
+    stateDiskFormatter: mkfsExt4Formatter(runner),
+    hostNetwork: ({ uid, gid, log }) => createLinuxHostNetwork({ runner, log, stateDir: config.vm.stateDir, network: config.network, torvmUid: uid, torvmGid: gid }),
+  };
 }

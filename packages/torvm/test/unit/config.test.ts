@@ -68,7 +68,7 @@ test('maskSecrets hides passwords and bridge lines but keeps the transport', () 
 
 test('the JSON Schema describes every top-level section and forbids unknown keys', () => {
   const schema = configJsonSchema(testDefaults) as { properties: Record<string, unknown>; additionalProperties: unknown };
-  assert.deepEqual(Object.keys(schema.properties).sort(), ['api', 'configVersion', 'log', 'network', 'service', 'tor', 'vm']);
+  assert.deepEqual(Object.keys(schema.properties).sort(), ['api', 'configVersion', 'lanGateway', 'log', 'network', 'service', 'tor', 'vm']);
   assert.equal(schema.additionalProperties, false);
 });
 

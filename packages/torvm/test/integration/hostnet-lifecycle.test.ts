@@ -1,0 +1,179 @@
+/**
+ * Linux host networking against the real kernel, inside test namespaces:
+ * the nft goldens load, up/down leaves no trace (20 cycles, byte-equal
+ * `ip -json` and nft ruleset), lockdown keeps blocking, the boot-time
+ * killswitch commands, the journal's durability and permissions.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isTorvmError } from '../../src/core/errors.ts';
+import { createCommandRunner } from '../../src/platform/exec.ts';
+import { createLinuxHostNetwork, type LinuxHostNetworkOptions } from '../../src/platform/linux/host-network.ts';
+import { JOURNAL_FILE } from '../../src/platform/linux/journal.ts';
+import { diffSnapshots, takeNetworkSnapshot } from '../../src/platform/linux/snapshot.ts';
+import { skipUnlessPrerequisites } from '../../../../test/harness/prerequisites.ts';
+import { run } from '../../../../test/harness/run.ts';
+import { waitFor } from '../../../../test/harness/wait.ts';
+import { ORIGINAL_RESOLV_CONF, PYTHON, createTopology, type Topology } from '../../../../test/leak/topology.ts';
+
+const skip = skipUnlessPrerequisites(['nft', 'python3']);
+const runner = createCommandRunner();
+const GOLDEN_DIR = fileURLToPath(new URL('../unit/golden/nft/', import.meta.url));
+
+describe('linux host networking (namespaces)', { skip, timeout: 300_000 }, () => {
+  let topo: Topology;
+  let base: Omit<LinuxHostNetworkOptions, 'runner'>;
+  const realResolvConf = readFileSync('/etc/resolv.conf');
+  const ruleset = async () => (await run('nft', ['list', 'ruleset'], { netns: topo.host })).stdout;
+  const net = (network: Partial<LinuxHostNetworkOptions['network']> = {}) => createLinuxHostNetwork({ ...base, network: { ...base.network, ...network }, runner });
+
+  before(async () => {
+    topo = await createTopology('life');
+    base = {
+      stateDir: topo.stateDir, netns: topo.host, resolvConfPath: topo.resolvConf, dnsBackend: 'resolv-conf', torvmUid: topo.torvmUid, torvmGid: topo.torvmGid,
+      network: { tapName: 'torvm0', hostAddress: '10.10.10.2', vmAddress: '10.10.10.1', bypassTable: 7911, allowLan: false, lanSubnets: [], lockdown: false },
+    };
+  });
+  after(async () => {
+    await topo?.destroy();
+    assert.ok(readFileSync('/etc/resolv.conf').equals(realResolvConf), 'the real /etc/resolv.conf must be byte-identical');
+  });
+
+  test('every nft golden loads into the kernel and reads back verified', async () => {
+    const files = readdirSync(GOLDEN_DIR).filter((f) => f.endsWith('.nft'));
+    assert.ok(files.length >= 15);
+    for (const f of files) await run('nft', ['-c', '-f', join(GOLDEN_DIR, f)], { netns: topo.host });
+    const n = net({ allowLan: true });
+    for (const state of ['blocked', 'booting', 'connected'] as const) {
+      await n.engageKillSwitch(state);
+      assert.equal((await n.killSwitchStatus()).state, state);
+    }
+    await n.releaseKillSwitch();
+    assert.equal((await n.killSwitchStatus()).present, false);
+  });
+
+  test('up builds the TAP, rules, route and DNS as planned', async () => {
+    const n = net();
+    await n.up();
+    try {
+      const link = JSON.parse((await run('ip', ['-json', '-d', 'link', 'show', 'torvm0'], { netns: topo.host })).stdout) as Array<{ linkinfo?: { info_data?: { user?: string; group?: string } } }>;
+      assert.equal(link[0]?.linkinfo?.info_data?.user, 'torvm');
+      const neigh = (await run('ip', ['neigh', 'show', 'dev', 'torvm0'], { netns: topo.host })).stdout;
+      assert.match(neigh, /10\.10\.10\.1 lladdr 52:54:00:10:10:01 PERMANENT/);
+      assert.match((await run('ip', ['route', 'get', '203.0.113.10'], { netns: topo.host })).stdout, /via 10\.10\.10\.1 dev torvm0/);
+      assert.match((await run('ip', ['route', 'get', '203.0.113.10', 'uid', String(topo.torvmUid)], { netns: topo.host })).stdout, /dev up0/);
+      const v6 = await run('ip', ['-6', 'route', 'get', '2001:db8:99::10'], { netns: topo.host, okExitCodes: [2] });
+      assert.notEqual(v6.exitCode, 0, 'IPv6 beyond the link must be prohibited');
+      assert.match(readFileSync(topo.resolvConf, 'utf8'), /^nameserver 10\.10\.10\.1$/m);
+      const journal = join(topo.stateDir, JOURNAL_FILE);
+      assert.equal(statSync(journal).mode & 0o777, 0o600);
+      assert.deepEqual(JSON.parse(readFileSync(journal, 'utf8')).steps, ['killswitch', 'tap', 'routes', 'dns']);
+      assert.deepEqual(await n.reconcile(), [], 'nothing has drifted');
+    } finally {
+      await n.restoreNetwork();
+    }
+  });
+
+  test('the watcher repairs deleted rules, a removed route and the nft table', async () => {
+    const n = net();
+    await n.up();
+    const repairs: string[] = [];
+    const w = await n.watch((e) => repairs.push(...e.repaired));
+    try {
+      await run('ip', ['rule', 'del', 'pref', '7901'], { netns: topo.host });
+      await run('ip', ['route', 'flush', 'table', '7911'], { netns: topo.host });
+      await run('nft', ['delete', 'table', 'inet', 'torvm'], { netns: topo.host });
+      // The backstop tick is 5 s; this bound is below it, so the monitors must be what reacted.
+      await waitFor(() => repairs.includes('kill switch') && repairs.some((r) => r.startsWith('rule ')) && repairs.some((r) => r.startsWith('route ')), { timeoutMs: 4_000, what: `the watcher to repair everything (so far: ${repairs.join(', ')})` });
+      assert.deepEqual(await n.reconcile(), [], 'nothing left to repair');
+      assert.equal((await n.killSwitchStatus()).state, 'booting');
+    } finally {
+      await w.stop();
+      await n.restoreNetwork();
+    }
+  });
+
+  test('20 up/down cycles leave ip -json state, the nft ruleset and resolv.conf byte-equal', async () => {
+    const before = await takeNetworkSnapshot(runner, { netns: topo.host });
+    const rulesBefore = await ruleset();
+    for (let i = 0; i < 20; i++) {
+      const n = net();
+      await n.up();
+      await n.setConnected();
+      await n.restoreNetwork();
+    }
+    assert.deepEqual(diffSnapshots(before, await takeNetworkSnapshot(runner, { netns: topo.host })), []);
+    assert.equal(await ruleset(), rulesBefore);
+    assert.equal(readFileSync(topo.resolvConf, 'utf8'), ORIGINAL_RESOLV_CONF);
+  });
+
+  test('a boot-time kill switch found at up is put back at down', async () => {
+    const boot = net();
+    await boot.engageKillSwitch('blocked');
+    const bootTable = (await run('nft', ['list', 'table', 'inet', 'torvm'], { netns: topo.host })).stdout;
+    const n = net();
+    await n.up();
+    await n.restoreNetwork();
+    assert.equal((await run('nft', ['list', 'table', 'inet', 'torvm'], { netns: topo.host })).stdout, bootTable);
+    await boot.releaseKillSwitch();
+  });
+
+  test('lockdown: stop keeps everything blocked; release is refused while a journal exists', async () => {
+    const n = net({ lockdown: true });
+    await n.up();
+    await assert.rejects(n.releaseKillSwitch(), (e: unknown) => isTorvmError(e, 'ERR_NETWORK'));
+    await n.restoreNetwork();
+    assert.equal((await n.killSwitchStatus()).state, 'blocked');
+    const probe = await run(PYTHON, ['-c', 'import socket; socket.create_connection(("203.0.113.10", 80), timeout=2)'], { netns: topo.host, okExitCodes: [1] });
+    assert.equal(probe.exitCode, 1, 'lockdown must block');
+    await n.releaseKillSwitch();
+    assert.equal((await n.killSwitchStatus()).present, false);
+  });
+
+  test('restore with no journal is a no-op; a second up while the first controller lives is refused', async () => {
+    assert.equal(await net().restore(), false);
+    const first = createLinuxHostNetwork({ ...base, runner, pid: process.ppid });
+    await first.up();
+    try {
+      await assert.rejects(net().saveNetwork(), (e: unknown) => isTorvmError(e, 'ERR_NETWORK'));
+    } finally {
+      await first.restoreNetwork();
+    }
+  });
+
+  test('up after a crashed run recovers under the kill switch, and the next stop restores the original state', async () => {
+    const before = await takeNetworkSnapshot(runner, { netns: topo.host });
+    const deadPid = Number((await run('sh', ['-c', 'echo $$'])).stdout.trim()); // a pid that has exited
+    const crashed = createLinuxHostNetwork({ ...base, runner, pid: deadPid });
+    await crashed.up();
+    await crashed.setConnected();
+    const next = net();
+    await next.up();
+    assert.equal((await next.killSwitchStatus()).state, 'booting');
+    await next.restoreNetwork();
+    assert.deepEqual(diffSnapshots(before, await takeNetworkSnapshot(runner, { netns: topo.host })), []);
+    assert.equal(readFileSync(topo.resolvConf, 'utf8'), ORIGINAL_RESOLV_CONF);
+    assert.equal((await next.killSwitchStatus()).present, false);
+  });
+
+  test('allowLan opens the LAN for TCP but never its DNS', async () => {
+    const n = net({ allowLan: true, lanSubnets: ['192.168.77.0/24'] });
+    await n.up();
+    await n.setConnected();
+    try {
+      const py = (code: string) => run(PYTHON, ['-c', code, '192.168.77.1'], { netns: topo.host, okExitCodes: [1], timeoutMs: 10_000 });
+      const tcp = await py('import socket,sys; c=socket.create_connection((sys.argv[1], 80), timeout=2); c.sendall(b"lan"); assert c.recv(8) == b"lan"');
+      assert.equal(tcp.exitCode, 0, tcp.stderr);
+      // The echo server answers on 53 too: an answer would mean the query reached the LAN.
+      const dns = await py('import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"q", (sys.argv[1], 53)); s.recvfrom(64)');
+      assert.equal(dns.exitCode, 1, 'DNS to the LAN must not be answered by the LAN');
+      const other = await py('import socket,sys; socket.create_connection(("203.0.113.10", 80), timeout=1)');
+      assert.equal(other.exitCode, 1, 'beyond the LAN still goes only to the VM');
+    } finally {
+      await n.restoreNetwork();
+    }
+  });
+});
