@@ -1,9 +1,10 @@
-/** The CLI's client of the daemon's Unix-socket API. */
+/** The CLI's client of the daemon's Unix-socket API: one typed call, checked against the response schema. */
 import { request } from 'node:http';
-import { TorvmError } from '../core/errors.ts';
+import type { z } from 'zod';
+import { TorvmError, type TorvmErrorCode } from '../core/errors.ts';
 import { errorBodySchema, statusSchema, type DaemonStatus, type StopRequest } from './schema.ts';
 
-function call(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 10_000): Promise<{ code: number; json: unknown }> {
+function send(socketPath: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<{ code: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path, timeout: timeoutMs, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
@@ -23,23 +24,31 @@ function call(socketPath: string, method: 'GET' | 'POST', path: string, body?: u
       if (err.code === 'EACCES') return reject(new TorvmError('ERR_NOT_ROOT', `not allowed to talk to the TorVM daemon (${socketPath})`, { hint: 'use sudo, or join the torvm group' }));
       reject(new TorvmError('ERR_INTERNAL', `cannot reach the daemon: ${err.message}`, { cause: err }));
     });
-    if (body !== undefined) req.end(JSON.stringify(body));
-    else req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
+/** Maps an API error reply to the error the CLI reports (and its exit code). */
 function apiError(code: number, json: unknown): TorvmError {
   const parsed = errorBodySchema.safeParse(json);
-  return new TorvmError(code === 400 ? 'ERR_USAGE' : 'ERR_INTERNAL', parsed.success ? parsed.data.error.message : `the daemon answered ${code}`);
+  const message = parsed.success ? parsed.data.error.message : `the daemon answered ${code}`;
+  const errCode: TorvmErrorCode = parsed.success && parsed.data.error.code === 'ERR_CONFIG_INVALID' ? 'ERR_CONFIG_INVALID'
+    : code === 400 ? 'ERR_USAGE' : code === 501 ? 'ERR_NOT_AVAILABLE' : 'ERR_INTERNAL';
+  return new TorvmError(errCode, message);
 }
 
-export async function getStatus(socketPath: string): Promise<DaemonStatus> {
-  const { code, json } = await call(socketPath, 'GET', '/v1/status');
-  if (code !== 200) throw apiError(code, json);
-  return statusSchema.parse(json);
+/** Calls one API route and checks the reply against `schema`. */
+export async function callApi<S extends z.ZodType>(socketPath: string, method: 'GET' | 'POST' | 'PUT', path: string, schema: S, body?: unknown, timeoutMs = 30_000): Promise<z.output<S>> {
+  const { code, json } = await send(socketPath, method, path, body, timeoutMs);
+  if (code < 200 || code > 299) throw apiError(code, json);
+  return schema.parse(json);
+}
+
+export function getStatus(socketPath: string): Promise<DaemonStatus> {
+  return callApi(socketPath, 'GET', '/v1/status', statusSchema, undefined, 10_000);
 }
 
 export async function requestStop(socketPath: string, stop: StopRequest): Promise<void> {
-  const { code, json } = await call(socketPath, 'POST', '/v1/stop', stop);
+  const { code, json } = await send(socketPath, 'POST', '/v1/stop', stop, 10_000);
   if (code !== 202) throw apiError(code, json);
 }

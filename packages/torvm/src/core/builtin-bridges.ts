@@ -18,7 +18,7 @@
  * older than the `fronts=` (plural) argument, so it may reach the broker
  * without domain fronting. See docs/proxies-and-bridges.md.
  */
-import type { Transport } from './bridge-line.ts';
+import { parseBridgeLine, type Transport } from './bridge-line.ts';
 
 /** Transports with built-in bridges, in the order a user is offered them. */
 export const BUILTIN_TRANSPORTS = ['obfs4', 'snowflake'] as const satisfies readonly Transport[];
@@ -55,4 +55,17 @@ export const BUILTIN_BRIDGES: Readonly<Record<BuiltinTransport, readonly string[
 /** The lines `useBuiltin` stands for. */
 export function builtinBridgeLines(transport: BuiltinTransport = DEFAULT_BUILTIN_TRANSPORT): readonly string[] {
   return BUILTIN_BRIDGES[transport];
+}
+
+/**
+ * Whether these bridge settings need a pluggable-transport client (a
+ * "managed proxy"). Tor refuses managed proxies under `Sandbox 1`, so the
+ * boot torrc turns the seccomp sandbox off exactly when this is true.
+ */
+export function usesTransportPlugin(bridges: { enabled: boolean; useBuiltin: boolean; lines: readonly string[] }, builtin: readonly string[] = builtinBridgeLines()): boolean {
+  if (!bridges.enabled) return false;
+  return [...bridges.lines, ...(bridges.useBuiltin ? builtin : [])].some((line) => {
+    const parsed = parseBridgeLine(line);
+    return parsed.ok && parsed.bridge.transport !== 'vanilla';
+  });
 }

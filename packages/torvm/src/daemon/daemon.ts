@@ -15,6 +15,8 @@ import { createCommandRunner } from '../platform/exec.ts';
 import { createPlatformServices } from '../platform/index.ts';
 import type { TorControlClient } from '../tor/index.ts';
 import { checkPrivilegesAndPrepareVm } from './prepare-vm.ts';
+import { findOrphanQemu } from '../vm/orphan.ts';
+import { vmPaths } from '../vm/vm-paths.ts';
 import { StatusStore } from './status-store.ts';
 import { startLanGateway } from '../gateway/lan-gateway.ts';
 import { attachTorStatus } from './tor-features.ts';
@@ -69,6 +71,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
       hostNetwork: platform.hostNetwork({ uid: vmUser.uid, gid: vmUser.gid, log: (line) => logging.forComponent('network').info(line) }),
       log: { info: (m) => log.info(m), warn, error: (m) => { log.error(m); o.progress(`error: ${m}`); } },
       addSecret: (s) => logging.secrets.add(s),
+      previousVmAlive: () => findOrphanQemu(vmPaths(runConfig.vm.stateDir, platform.runDir)) !== null,
       onTorConnected: (client) => { tor = client; attachTorStatus(client, status, { log: (m) => log.info(m) }); },
       startLanGateway: () => {
         const gatewayLog = logging.forComponent('gateway');

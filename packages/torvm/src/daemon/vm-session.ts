@@ -4,14 +4,14 @@
  * fw_cfg, never on the kernel command line), and the QEMU supervisor.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import type { TorvmConfig } from '../core/config.ts';
 import { GUEST, type GuestArch } from '../core/guest.ts';
 import { renderGuestSettings } from '../core/guest-config.ts';
 import { renderKernelCmdline } from '../core/kernel-cmdline.ts';
 import { HOST_TAP_MAC, VM_LAN_MAC, VM_WAN_MAC } from '../core/policy.ts';
 import { renderTorrc } from '../core/torrc.ts';
-import { builtinBridgeLines } from '../core/builtin-bridges.ts';
+import { builtinBridgeLines, usesTransportPlugin } from '../core/builtin-bridges.ts';
 import { generateControlPassword, hashControlPassword } from '../tor/hashed-password.ts';
 import type { VerifiedImage } from '../vm/image-manifest.ts';
 import type { HostOs, QemuAccel } from '../vm/qemu-args.ts';
@@ -38,6 +38,8 @@ export interface VmSession {
   supervisor: QemuSupervisor;
   /** This boot's control password; also kept (0600) in runDir so a restarted controller can adopt the VM. */
   controlPassword: string;
+  /** Deletes the per-boot secrets once the VM is gone, so the next boot gets a new password. */
+  discardBootFiles(): void;
 }
 
 const PASSWORD_FILE = 'control-password';
@@ -58,7 +60,7 @@ export function prepareVmSession(o: VmSessionOptions): VmSession {
   const settingsPath = `${o.runDir}/guest.env`;
   const seedPath = `${o.runDir}/seed`;
   // QEMU reads fw_cfg files while it is still root, before -runas: 0600 root is enough.
-  writeFileSync(torrcPath, renderTorrc(o.config, { hashedControlPassword: hashControlPassword(controlPassword), sandbox: true, builtinBridges: builtinBridgeLines() }), { mode: 0o600 });
+  writeFileSync(torrcPath, renderTorrc(o.config, { hashedControlPassword: hashControlPassword(controlPassword), sandbox: !usesTransportPlugin(o.config.tor.bridges), builtinBridges: builtinBridgeLines() }), { mode: 0o600 });
   writeFileSync(settingsPath, renderGuestSettings(o.config, { wanMac: VM_WAN_MAC, lanMac: VM_LAN_MAC, hostMac: HOST_TAP_MAC }), { mode: 0o600 });
   writeFileSync(seedPath, randomBytes(64), { mode: 0o600 });
 
@@ -99,5 +101,8 @@ export function prepareVmSession(o: VmSessionOptions): VmSession {
       qemuFeatures: o.qemuFeatures,
     },
   });
-  return { supervisor, controlPassword };
+  const discardBootFiles = () => {
+    for (const f of [passwordFile, torrcPath, settingsPath, seedPath]) rmSync(f, { force: true });
+  };
+  return { supervisor, controlPassword, discardBootFiles };
 }

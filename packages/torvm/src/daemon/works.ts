@@ -17,6 +17,7 @@ export interface VmHandle {
   supervisor: QemuSupervisor;
   controlPassword: string;
   accel: string;
+  discardBootFiles(): void;
 }
 
 export interface DaemonDeps {
@@ -28,6 +29,8 @@ export interface DaemonDeps {
   hostNetwork: HostNetworkLifecycle;
   /** Register a secret so every log line is scrubbed of it. */
   addSecret(secret: string): void;
+  /** Whether a QEMU started by an earlier controller is still running (from its pidfile). */
+  previousVmAlive(): boolean;
   /** Hears about each new Tor control connection (features attach to it). */
   onTorConnected?: (client: TorControlClient) => void;
   /** Bounds for waits inside states (tests shorten them). */
@@ -82,8 +85,9 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
 
   return {
     async Init() {
-      // A crashed run left a journal: undo it under a blocked kill switch first.
-      return (await hostNetwork.recover()) ? { goto: 'Recover' } : undefined;
+      // A crashed run left a journal: undo it under a blocked kill switch first,
+      // keeping the TAP if that run's VM is still alive (LaunchVM adopts it).
+      return (await hostNetwork.recover({ keepTap: deps.previousVmAlive() })) ? { goto: 'Recover' } : undefined;
     },
 
     async Recover() {
@@ -209,7 +213,9 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
     },
 
     async Cleanup() {
-      await vm?.supervisor.dispose();
+      if (!vm) return;
+      await vm.supervisor.dispose();
+      vm.discardBootFiles();
     },
   };
 }

@@ -90,7 +90,8 @@ export interface Journal {
 
 /** Host networking as the lifecycle drives it (each OS implements it in platform/<os>/host-network.ts). */
 export interface HostNetworkLifecycle {
-  recover(): Promise<boolean>;
+  /** Undo a crashed run under a blocked kill switch; `keepTap` when its VM is still running (to be adopted). */
+  recover(options?: { keepTap?: boolean }): Promise<boolean>;
   saveNetwork(): Promise<void>;
   engageKillSwitch(state: PolicyState): Promise<void>;
   createTap(): Promise<void>;

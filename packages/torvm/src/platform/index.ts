@@ -48,7 +48,7 @@ export async function createHostNetworkControl(config: TorvmConfig, runner: Comm
   if (os !== 'linux') throw new TorvmError('ERR_NOT_AVAILABLE', `host networking for ${os} is not written yet`);
   const user = await ensureSystemUser(runner);
   return createLinuxHostNetwork({
-    runner, log, stateDir: config.vm.stateDir, network: config.network, torvmUid: user.uid, torvmGid: user.gid,
+    runner, log, stateDir: config.vm.stateDir, network: { ...config.network, lanGateway: config.lanGateway }, torvmUid: user.uid, torvmGid: user.gid,
   });
 }
 
@@ -78,6 +78,6 @@ export function createPlatformServices(config: TorvmConfig, runner: CommandRunne
     accelProbe: (qemuBinary) => createLinuxAccelProbe({ runner, qemuBinary }),
     ensureVmUser: () => ensureSystemUser(runner),
     stateDiskFormatter: mkfsExt4Formatter(runner),
-    hostNetwork: ({ uid, gid, log }) => createLinuxHostNetwork({ runner, log, stateDir: config.vm.stateDir, network: config.network, torvmUid: uid, torvmGid: gid }),
+    hostNetwork: ({ uid, gid, log }) => createLinuxHostNetwork({ runner, log, stateDir: config.vm.stateDir, network: { ...config.network, lanGateway: config.lanGateway }, torvmUid: uid, torvmGid: gid }),
   };
 }

@@ -55,3 +55,12 @@ test('torrc golden: built-in snowflake bridges and a meek_lite line use their ow
   assert.ok(torrc.includes('ClientTransportPlugin meek_lite exec /usr/bin/obfs4proxy\n'));
   assert.ok(!torrc.includes('Bridge obfs4'), 'useBuiltin off adds no built-in line');
 });
+
+test('usesTransportPlugin: true only when an enabled bridge needs a PT client (Tor refuses those under Sandbox 1)', async () => {
+  const { usesTransportPlugin } = await import('../../src/core/builtin-bridges.ts');
+  const vanilla = `10.99.0.41:5000 ${'B'.repeat(40)}`;
+  assert.equal(usesTransportPlugin({ enabled: false, useBuiltin: true, lines: [] }), false);
+  assert.equal(usesTransportPlugin({ enabled: true, useBuiltin: false, lines: [vanilla] }), false);
+  assert.equal(usesTransportPlugin({ enabled: true, useBuiltin: true, lines: [vanilla] }), true);
+  assert.equal(usesTransportPlugin({ enabled: true, useBuiltin: false, lines: [BUILTIN_BRIDGES.snowflake[0] ?? ''] }), true);
+});

@@ -6,9 +6,9 @@
  * sudo the opener runs as SUDO_USER (`runuser -u USER -- xdg-open URL`); as
  * plain root with no SUDO_USER, nothing is opened and the URL is printed.
  */
-import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { callApi } from '../../api/client.ts';
 import { TorvmError, describeError } from '../../core/errors.ts';
 import { runDaemon } from '../../daemon/daemon.ts';
 import { CORE_ROUTES, type Route } from '../../api/routes.ts';
@@ -102,43 +102,16 @@ export async function runServiceWithGui(opts: GlobalOptions, io: CliIo): Promise
 }
 
 /** One GET on the daemon's Unix socket; a missing daemon becomes a clear error. */
-function getFromDaemon(socketPath: string, path: string, timeoutMs = 10_000): Promise<{ code: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method: 'GET', path, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          resolve({ code: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-        } catch (err) {
-          reject(new TorvmError('ERR_INTERNAL', 'the daemon sent a reply that is not JSON', { cause: err }));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new TorvmError('ERR_COMMAND_TIMEOUT', `the daemon did not answer within ${timeoutMs} ms`)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err instanceof TorvmError) return reject(err);
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') return reject(new TorvmError('ERR_NOT_AVAILABLE', `no TorVM daemon is running (${socketPath})`, { hint: 'start it with `sudo torvm`' }));
-      if (err.code === 'EACCES') return reject(new TorvmError('ERR_NOT_ROOT', `not allowed to talk to the TorVM daemon (${socketPath})`, { hint: 'use sudo, or join the torvm group' }));
-      reject(new TorvmError('ERR_INTERNAL', `cannot reach the daemon: ${err.message}`, { cause: err }));
-    });
-    req.end();
-  });
-}
-
 /** Registers `torvm gui`: asks the running daemon for its GUI address and opens it. */
 export function registerGuiCommand(program: Command, io: CliIo, run: CommandRunnerFn): void {
   program.command('gui')
     .description("open the GUI of the running daemon in the desktop user's browser (never as root)")
     .action(run(async (opts) => {
       const { config } = await effectiveConfig(opts);
-      const { code, json } = await getFromDaemon(config.api.socketPath, '/v1/gui-url');
-      const parsed = guiUrlSchema.safeParse(json);
-      if (code !== 200 || !parsed.success || parsed.data.url === null) {
-        throw new TorvmError('ERR_NOT_AVAILABLE', 'the running daemon has no GUI', { hint: 'start it with `sudo torvm` (not `torvm up`)' });
-      }
-      if (opts.json) io.out(JSON.stringify({ guiUrl: parsed.data.url }));
-      else await openGui(parsed.data.url, io);
+      const { url } = await callApi(config.api.socketPath, 'GET', '/v1/gui-url', guiUrlSchema, undefined, 10_000);
+      if (url === null) throw new TorvmError('ERR_NOT_AVAILABLE', 'the running daemon has no GUI', { hint: 'start it with `sudo torvm` (not `torvm up`)' });
+      if (opts.json) io.out(JSON.stringify({ guiUrl: url }));
+      else await openGui(url, io);
       return 0;
     }));
 }

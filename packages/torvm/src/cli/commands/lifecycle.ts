@@ -20,7 +20,10 @@ function describeStatus(s: DaemonStatus): string {
     `bootstrap:   ${s.bootstrap.progress}% ${s.bootstrap.summary}${s.bootstrap.problem ? `\n             problem: ${s.bootstrap.problem}` : ''}`,
     `vm:          ${s.vm.pid === null ? 'not running' : `pid ${s.vm.pid}`}${s.vm.accel ? `, ${s.vm.accel}` : ''}${s.vm.restarts ? `, restarted ${s.vm.restarts}×` : ''}`,
     `tor:         ${s.tor.version ?? 'unknown version'}`,
+    `circuits:    ${s.tor.circuits.length} built${s.tor.circuits[0] ? ` (e.g. ${s.tor.circuits[0].hops.map((h) => h.nickname ?? h.fingerprint?.slice(0, 8) ?? '?').join(' > ')})` : ''}`,
+    `bandwidth:   ${(s.tor.bandwidth.readBps / 1024).toFixed(1)} KiB/s down, ${(s.tor.bandwidth.writtenBps / 1024).toFixed(1)} KiB/s up`,
   ];
+  for (const w of s.tor.warnings.slice(-3)) lines.push(`tor warning: ${w}`);
   if (s.lastError) lines.push(`last error:  ${s.lastError.message}`);
   return lines.join('\n');
 }

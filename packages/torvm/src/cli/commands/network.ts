@@ -6,6 +6,9 @@ import { createCommandRunner } from '../../platform/exec.ts';
 import { TorvmError } from '../../core/errors.ts';
 import type { PolicyState } from '../../core/policy.ts';
 import { effectiveConfig, type CliIo, type GlobalOptions } from '../context.ts';
+import { dirname } from 'node:path';
+import { stopOrphanQemu } from '../../vm/orphan.ts';
+import { vmPaths } from '../../vm/vm-paths.ts';
 import type { CommandRunnerFn } from '../main.ts';
 
 async function hostNetwork(opts: GlobalOptions, io: CliIo) {
@@ -47,7 +50,12 @@ export function registerNetworkCommands(program: Command, io: CliIo, run: Comman
   program.command('restore')
     .description('undo what a crashed run left behind, from its journal (the kill switch stays on until everything is back)')
     .action(run(async (opts) => {
-      const restored = await (await hostNetwork(opts, io)).restore();
+      const net = await hostNetwork(opts, io);
+      // A VM left running by the crashed controller goes first, while the kill switch still holds.
+      const { config } = await effectiveConfig(opts);
+      const orphan = await stopOrphanQemu(vmPaths(config.vm.stateDir, dirname(config.api.socketPath)));
+      if (orphan !== null && !opts.json) io.out(`stopped the VM left running by the crashed controller (pid ${orphan})`);
+      const restored = await net.restore();
       io.out(opts.json ? JSON.stringify({ ok: true, restored }) : restored ? 'host networking restored' : 'nothing to restore');
       return 0;
     }));

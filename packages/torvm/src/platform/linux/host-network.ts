@@ -103,7 +103,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
   }
 
   /** Undoes a journal's steps, newest first, under a `blocked` kill switch. Leaves nft as the journal says. */
-  async function undo(j: NetworkJournal, keepBlocked: boolean): Promise<void> {
+  async function undo(j: NetworkJournal, keepBlocked: boolean, keepTap = false): Promise<void> {
     const errors: unknown[] = [];
     const attempt = async (what: string, fn: () => Promise<void>) => {
       try {
@@ -117,7 +117,8 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     await applyFirewall('blocked');
     if (j.steps.includes('dns')) await attempt('DNS', async () => (await pickDns(j.dns.kind)).restore(j.dns));
     if (j.steps.includes('routes')) await attempt('routes', () => router.remove(j.plan));
-    if (j.steps.includes('tap')) await attempt('TAP', () => tap.destroy(j.plan.tap.name));
+    // A QEMU that outlived its controller still holds the TAP: keep it, so the VM can be adopted.
+    if (j.steps.includes('tap') && !keepTap) await attempt('TAP', () => tap.destroy(j.plan.tap.name));
     if (errors.length > 0) {
       // Keep blocking: a half-restored host must not leak.
       throw new TorvmError('ERR_NETWORK', `restore failed in ${errors.length} step(s); the kill switch stays on`, { cause: errors[0], hint: 'run `torvm restore` again' });
@@ -165,14 +166,14 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
      * `blocked` kill switch (which stays on). Returns false when there was no
      * journal. Refuses while that run's controller is still alive.
      */
-    async recover(): Promise<boolean> {
+    async recover(options: { keepTap?: boolean } = {}): Promise<boolean> {
       const old = await journal.read();
       if (!old) return false;
       if (old.pid !== (opts.pid ?? process.pid) && pidAlive(old.pid)) {
         throw new TorvmError('ERR_NETWORK', `another TorVM controller (pid ${old.pid}) owns the network`, { hint: 'stop it first' });
       }
-      log(`recovering: undoing the network changes of crashed run ${old.pid}`);
-      await undo(old, true);
+      log(`recovering: undoing the network changes of crashed run ${old.pid}${options.keepTap ? ' (keeping the TAP for the running VM)' : ''}`);
+      await undo(old, true, options.keepTap ?? false);
       await journal.clear();
       inheritedPreviousTable = old.previousTable;
       return true;

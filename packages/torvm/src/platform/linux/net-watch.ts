@@ -66,7 +66,7 @@ export function startNetWatch(options: NetWatchOptions): NetWatch {
     return child;
   };
   // Routes, rules, links, addresses; and any nftables change (someone flushing the ruleset).
-  const monitors = [monitor('ip', ['monitor', 'route', 'rule', 'link', 'address']), monitor('nft', ['monitor', 'tables', 'chains', 'rules'])];
+  const monitors = [monitor('ip', ['monitor', 'route', 'rule', 'link', 'address']), monitor('nft', ['monitor', 'ruleset'])];
 
   let fsWatcher: FSWatcher | undefined;
   if (options.resolvConfPath) {
