@@ -83,8 +83,16 @@ export interface LifecycleOptions {
   /** Override state timeouts (tests). */
   timeouts?: Partial<Record<StateName, number | null>>;
   onTransition?: (t: Transition) => void;
-  /** How many times Running may send the run back to LaunchVM. */
+  /**
+   * How many times in a row Running may send the run back to LaunchVM after a
+   * VM that did not stay up for `vmStableMs`. A VM that ran that long resets
+   * the count, so a long-running VM is always restarted; one that keeps
+   * crashing at once ends the run (still blocked). Defaults: 5 and 10 s.
+   */
   maxVmRestarts?: number;
+  vmStableMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
 }
 
 export interface LifecycleResult {
@@ -133,7 +141,9 @@ export class Lifecycle {
     const visited: StateName[] = [];
     const attempts = new Map<StateName, number>();
     let failure: unknown;
-    let vmRestarts = 0;
+    let quickRestarts = 0;
+    let runningSince = 0;
+    const now = this.#options.now ?? Date.now;
 
     // 1. Set-up states, until Running ends, something fails, or a stop arrives.
     let state: StateName | null = 'Init';
@@ -142,6 +152,7 @@ export class Lifecycle {
       const attempt = (attempts.get(state) ?? 0) + 1;
       attempts.set(state, attempt);
       this.#enter(state, visited);
+      if (state === 'Running') runningSince = now();
       let result: StateResult;
       try {
         result = await this.#runState(state, { attempt }, this.#stop.signal);
@@ -155,9 +166,12 @@ export class Lifecycle {
           failure = new TorvmError('ERR_INTERNAL', `${state} may not go to ${result.goto}`);
           break;
         }
-        if (state === 'Running' && result.goto === 'LaunchVM' && ++vmRestarts > (this.#options.maxVmRestarts ?? 5)) {
-          failure = new TorvmError('ERR_VM', `the VM failed ${vmRestarts} times; giving up`);
-          break;
+        if (state === 'Running' && result.goto === 'LaunchVM') {
+          if (now() - runningSince >= (this.#options.vmStableMs ?? 10_000)) quickRestarts = 0;
+          if (++quickRestarts > (this.#options.maxVmRestarts ?? 5)) {
+            failure = new TorvmError('ERR_VM', `the VM failed ${quickRestarts} times in a row soon after starting; giving up`);
+            break;
+          }
         }
         state = result.goto;
       } else {

@@ -174,3 +174,20 @@ test('a second stop request and a second run are handled', async () => {
   assert.equal(r.reason, 'cancelled', 'the first request wins');
   await assert.rejects(lc.run(), (e) => isTorvmError(e, 'ERR_INTERNAL'));
 });
+
+test('a VM that stayed up for the stable time is always restarted; quick crashes in a row end the run', async () => {
+  let clock = 0;
+  let runs = 0;
+  const { host, works } = fakeHost();
+  // Each Running lasts 20 s of fake time, then the VM dies; after 8 such deaths the user stops.
+  works.Running = async (ctx) => {
+    runs += 1;
+    clock += 20_000;
+    if (runs <= 8) return { goto: 'LaunchVM' };
+    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+  };
+  const lc = new Lifecycle(works, { lockdown: false, maxVmRestarts: 3, vmStableMs: 10_000, now: () => clock, onTransition: (t) => { if (t.to === 'Running' && runs === 8) setImmediate(() => lc.stop('user-stop')); } });
+  const r = await lc.run();
+  assert.equal(r.reason, 'user-stop', 'stable VMs are restarted however often they die');
+  assert.equal(host.counts.get('LaunchVM'), 9);
+});
