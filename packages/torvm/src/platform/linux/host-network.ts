@@ -96,10 +96,24 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     await journal.write(current);
   }
 
-  async function applyFirewall(state: PolicyState): Promise<void> {
-    await firewall.apply(policy(state));
-    liveState = state;
-    log(`kill switch: ${state}`);
+  /**
+   * Kill-switch changes and the watcher's repairs run one at a time: a repair
+   * racing a state change would put back the old state. The intended state is
+   * recorded first, so a repair that runs next restores the new one.
+   */
+  let firewallTurn: Promise<unknown> = Promise.resolve();
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = firewallTurn.then(fn, fn);
+    firewallTurn = next.catch(() => {});
+    return next;
+  }
+
+  function applyFirewall(state: PolicyState): Promise<void> {
+    return exclusive(async () => {
+      liveState = state;
+      await firewall.apply(policy(state));
+      log(`kill switch: ${state}`);
+    });
   }
 
   /** Undoes a journal's steps, newest first, under a `blocked` kill switch. Leaves nft as the journal says. */
@@ -124,12 +138,14 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
       throw new TorvmError('ERR_NETWORK', `restore failed in ${errors.length} step(s); the kill switch stays on`, { cause: errors[0], hint: 'run `torvm restore` again' });
     }
     if (keepBlocked || j.lockdown) return;
-    if (j.previousTable !== null) {
-      await opts.runner.run('nft', ['-f', '-'], { timeoutMs: 10_000, input: `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n${j.previousTable}`, ...scope });
-    } else {
-      await firewall.reset();
-    }
-    liveState = null;
+    await exclusive(async () => {
+      liveState = null;
+      if (j.previousTable !== null) {
+        await opts.runner.run('nft', ['-f', '-'], { timeoutMs: 10_000, input: `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n${j.previousTable}`, ...scope });
+      } else {
+        await firewall.reset();
+      }
+    });
   }
 
   const api = {
@@ -153,8 +169,10 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     async releaseKillSwitch(): Promise<void> {
       const j = await journal.read();
       if (j) throw new TorvmError('ERR_NETWORK', 'TorVM is running (or crashed); refusing to open the kill switch', { hint: 'use `torvm down` or `torvm restore`' });
-      await firewall.reset();
-      liveState = null;
+      await exclusive(async () => {
+        liveState = null;
+        await firewall.reset();
+      });
     },
     /** `torvm killswitch status`: what the kernel enforces right now. */
     killSwitchStatus(): Promise<FirewallStatus> {
@@ -229,7 +247,8 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     /** Checks every piece and puts back what drifted. Returns what it repaired. */
     async reconcile(): Promise<string[]> {
       const repaired: string[] = [];
-      if (liveState !== null) {
+      await exclusive(async () => {
+        if (liveState === null) return;
         const want = policy(liveState);
         try {
           await firewall.verify(want);
@@ -237,7 +256,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
           await firewall.apply(want);
           repaired.push('kill switch');
         }
-      }
+      });
       if (current?.steps.includes('tap') && !(await tap.exists(plan.tap.name))) {
         await tap.create(plan);
         repaired.push('TAP');
