@@ -123,17 +123,26 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
     async WaitTAP({ signal }) {
       const { supervisor } = requireVm();
       if (adopted) return; // its guest finished booting long ago
-      await Promise.race([
-        new Promise<void>((resolve, reject) => {
-          const onGuest = (e: { kind: string; message?: string }) => {
-            if (e.kind === 'lan-up') { supervisor.off('guest', onGuest); resolve(); }
-            if (e.kind === 'fatal') { supervisor.off('guest', onGuest); reject(new TorvmError('ERR_VM', `the guest failed: ${e.message ?? 'fatal'}`)); }
-          };
-          supervisor.on('guest', onGuest);
-          supervisor.once('exit', (x) => reject(new TorvmError('ERR_VM', `the VM exited while booting (${x.cause})`)));
-        }),
-        untilAborted(signal),
-      ]);
+      await new Promise<void>((resolve, reject) => {
+        // Every listener goes when the wait ends, however it ends.
+        const finish = (err?: unknown) => {
+          supervisor.off('guest', onGuest);
+          supervisor.off('exit', onExit);
+          signal.removeEventListener('abort', onAbort);
+          if (err === undefined) resolve();
+          else reject(err);
+        };
+        const onGuest = (e: { kind: string; message?: string }) => {
+          if (e.kind === 'lan-up') finish();
+          if (e.kind === 'fatal') finish(new TorvmError('ERR_VM', `the guest failed: ${e.message ?? 'fatal'}`));
+        };
+        const onExit = (x: VmExit) => finish(new TorvmError('ERR_VM', `the VM exited while booting (${x.cause})`));
+        const onAbort = () => finish(signal.reason);
+        if (signal.aborted) return finish(signal.reason);
+        supervisor.on('guest', onGuest);
+        supervisor.on('exit', onExit);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
     },
 
     async ConfigureTAP() {
