@@ -8,6 +8,7 @@
  */
 import { createCommandRunner } from '../packages/torvm/src/platform/exec.ts';
 import { ensureSystemUser } from '../packages/torvm/src/platform/linux/system-user.ts';
+import { linuxProcessInspector } from '../packages/torvm/src/platform/linux/process-inspector.ts';
 import { QemuSupervisor, type VmExit } from '../packages/torvm/src/vm/qemu-supervisor.ts';
 import { QEMU, findGuestImage, prepareGuestRun } from '../packages/torvm/test/integration/vm-fixtures.ts';
 
@@ -26,7 +27,7 @@ const results = { qmpReadyMs: [] as number[], torStartedMs: [] as number[], stop
 try {
   for (let i = 0; i < rounds; i++) {
     for (const mode of ['stop', 'kill'] as const) {
-      const s = new QemuSupervisor({ qemuBinary: QEMU, spec: run.spec, hostOs: 'linux', stderrLogPath: run.stderrLogPath, netns: run.ns });
+      const s = new QemuSupervisor({ qemuBinary: QEMU, spec: run.spec, hostOs: 'linux', inspector: linuxProcessInspector, stderrLogPath: run.stderrLogPath, netns: run.ns });
       try {
         const torStarted = new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error('no "tor started" within 120 s')), 120_000);

@@ -8,12 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KNOWN_PAGE_MARKER } from '../harness/http-server.ts';
 import { createLan, LAN, type Lan } from '../harness/lan.ts';
-import { killPid } from '../harness/netns.ts';
+import { isProcessAlive, killPid } from '../harness/netns.ts';
 import { describeFlow, pcapFlows, startCapture, type Capture } from '../harness/pcap.ts';
 import { skipUnlessPrerequisites } from '../harness/prerequisites.ts';
 import { startTorNetwork, type TorNetwork } from '../harness/tor-network.ts';
@@ -32,6 +32,24 @@ function inNs(ns: string, argv: string[], timeoutMs = 60_000) {
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
+/** Everything the companion may change on the device, as text, to compare byte for byte. */
+function deviceRouting(ns: string): string {
+  return [['-4', 'route', 'show', 'table', 'all'], ['-6', 'route', 'show', 'table', 'all'], ['-4', 'rule', 'show'], ['-6', 'rule', 'show']]
+    .map((argv) => inNs(ns, ['ip', ...argv], 10_000).stdout).join('----\n');
+}
+
+/** Flows on the device's uplink that go anywhere but the gateway's SOCKS and DNS ports (link-local IPv6 housekeeping aside). */
+function flowsAroundTheGateway(flows: ReturnType<typeof pcapFlows>) {
+  const linkLocal = (a: string) => a.startsWith('fe80:') || a.startsWith('ff02:') || a === '::';
+  return flows.filter((f) => !(f.protocol === 'icmpv6' && linkLocal(f.client.address) && linkLocal(f.server.address)))
+    .filter((f) => !(f.server.address === LAN.hostAddress && (f.server.port === 9050 || f.server.port === 53)));
+}
+
+const exitOf = (child: ChildProcess) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+  else child.once('exit', (code, signal) => resolve({ code, signal }));
+});
+
 describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisites(['qemu-system-x86_64', 'nft']), timeout: 900_000 }, () => {
   let network: TorNetwork | undefined;
   let lan: Lan | undefined;
@@ -40,6 +58,22 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
   let companionOut = '';
   let capture: Capture | undefined;
   let dir = '';
+  let passwordFile = '';
+  let routingBefore = '';
+  let download: ChildProcess | undefined;
+
+  async function startCompanion(): Promise<void> {
+    companionOut = '';
+    companion = spawn('ip', ['netns', 'exec', lan!.device, process.execPath, TORVM_BIN, 'companion',
+      '--gateway-socks', SOCKS, '--gateway-dns', `${LAN.hostAddress}:53`, '--username', USER, '--password-file', passwordFile, '--tun', TUN,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    companion.stdout?.on('data', (d: Buffer) => { companionOut += d.toString(); });
+    companion.stderr?.on('data', (d: Buffer) => { companionOut += d.toString(); });
+    await waitFor(() => {
+      if (companion?.exitCode !== null) throw new Error(`torvm companion exited: ${companionOut}`);
+      return companionOut.includes('companion running');
+    }, { timeoutMs: 60_000, what: 'torvm companion to start', intervalMs: 100, diagnose: () => companionOut });
+  }
 
   before(async () => {
     dir = mkdtempSync(`/tmp/tvcomp-${process.pid}-`);
@@ -55,21 +89,16 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
     await run.waitFor((s) => s.state === 'Running', 420_000, 'torvm up to reach Running');
     capture = await startCapture({ netns: lan.device, iface: LAN.iface, file: join(dir, 'device-lan0.pcap'), filter: ['not', 'arp'] });
 
-    const passwordFile = join(dir, 'companion.pass');
+    passwordFile = join(dir, 'companion.pass');
     writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
-    companion = spawn('ip', ['netns', 'exec', lan.device, process.execPath, TORVM_BIN, 'companion',
-      '--gateway-socks', SOCKS, '--gateway-dns', `${LAN.hostAddress}:53`, '--username', USER, '--password-file', passwordFile, '--tun', TUN,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    companion.stdout?.on('data', (d: Buffer) => { companionOut += d.toString(); });
-    companion.stderr?.on('data', (d: Buffer) => { companionOut += d.toString(); });
-    await waitFor(() => {
-      if (companion?.exitCode !== null) throw new Error(`torvm companion exited: ${companionOut}`);
-      return companionOut.includes('companion running');
-    }, { timeoutMs: 60_000, what: 'torvm companion to start', intervalMs: 100, diagnose: () => companionOut });
+    await waitFor(() => inNs(lan!.device, ['ip', '-6', 'addr', 'show', 'tentative'], 10_000).stdout.trim() === '', { timeoutMs: 30_000, what: 'IPv6 DAD on the device', intervalMs: 200 });
+    routingBefore = deviceRouting(lan.device);
+    await startCompanion();
   });
 
   after(async () => {
-    if (companion?.pid && companion.exitCode === null) await killPid(companion.pid);
+    if (download?.pid && isProcessAlive(download.pid)) await killPid(download.pid);
+    if (companion?.pid && companion.exitCode === null && companion.signalCode === null) await killPid(companion.pid);
     await capture?.stop().catch(() => undefined);
     if (run) {
       if (run.child.exitCode === null) run.cli(['down']);
@@ -133,12 +162,50 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
     const pcap = await capture!.stop();
     capture = undefined;
     const flows = pcapFlows(pcap.packets);
-    // IPv6 neighbour discovery on the link itself is not traffic anywhere.
-    const linkLocal = (a: string) => a.startsWith('fe80:') || a.startsWith('ff02:') || a === '::';
-    const offenders = flows.filter((f) => !(f.protocol === 'icmpv6' && linkLocal(f.client.address) && linkLocal(f.server.address)))
-      .filter((f) => !(f.server.address === LAN.hostAddress && (f.server.port === 9050 || f.server.port === 53)));
     assert.ok(flows.some((f) => f.server.port === 9050), 'the capture saw the SOCKS traffic');
-    assert.deepEqual(offenders.map(describeFlow), []);
+    assert.deepEqual(flowsAroundTheGateway(flows).map(describeFlow), []);
+  });
+
+  test('SIGKILL of the companion during a download: the device fails closed', async () => {
+    capture = await startCapture({ netns: lan!.device, iface: LAN.iface, file: join(dir, 'device-lan0-kill.pcap'), filter: ['not', 'arp'] });
+    const file = join(dir, 'download.bin');
+    // Slow on purpose, so it is still running when the companion dies.
+    download = spawn('ip', ['netns', 'exec', lan!.device, 'curl', '-sS', '-o', file, '--limit-rate', '20k', '-m', '300', `${network!.http.nameUrl}bytes/50000000`], { stdio: 'ignore' });
+    await waitFor(() => {
+      if (download?.exitCode !== null) throw new Error(`the download ended early (exit ${download?.exitCode})`);
+      return existsSync(file) && statSync(file).size > 0;
+    }, { timeoutMs: 120_000, what: 'the download through Tor to start', intervalMs: 200 });
+
+    companion!.kill('SIGKILL');
+    assert.equal((await exitOf(companion!)).signal, 'SIGKILL');
+    await waitFor(() => inNs(lan!.device, ['ip', 'link', 'show', TUN], 10_000).status !== 0, { timeoutMs: 20_000, what: 'the TUN to vanish with its process', intervalMs: 100 });
+
+    // (b) New connections fail at once: the device's own default route is not used.
+    const requestsBefore = network!.httpRequests().length;
+    const direct = inNs(lan!.device, ['curl', '-sS', '-m', '20', network!.http.url], 40_000);
+    assert.equal(direct.status, 7, `expected "could not connect" (7), got ${direct.status}: ${direct.stderr}`);
+    const get = inNs(lan!.device, ['ip', '-4', 'route', 'get', network!.http.address], 10_000);
+    assert.notEqual(get.status, 0, `the route lookup must fail: ${get.stdout}`);
+    assert.equal(network!.httpRequests().length, requestsBefore, 'no request reached the web server');
+    assert.equal(download!.exitCode === 0, false, 'the download did not complete');
+    await killPid(download!.pid!);
+  });
+
+  test('torvm companion started again brings traffic back through Tor; the uplink never carried anything but gateway traffic', async () => {
+    await startCompanion();
+    const before = network!.httpRequests().length;
+    const r = inNs(lan!.device, ['curl', '-sS', '-m', '60', network!.http.nameUrl], 90_000);
+    assert.equal(r.status, 0, `curl failed: ${r.stderr}\ncompanion: ${companionOut.slice(-2000)}`);
+    assert.ok(r.stdout.includes(KNOWN_PAGE_MARKER));
+    const requests = network!.httpRequests().slice(before);
+    assert.ok(requests.length >= 1 && requests.every((q) => q.peer === network!.exitAddress), JSON.stringify(requests));
+
+    // (a) From before the SIGKILL until now: only the gateway's two ports.
+    const pcap = await capture!.stop();
+    capture = undefined;
+    const flows = pcapFlows(pcap.packets);
+    assert.ok(flows.some((f) => f.server.port === 9050), 'the capture saw the SOCKS traffic');
+    assert.deepEqual(flowsAroundTheGateway(flows).map(describeFlow), []);
   });
 
   test('SIGTERM restores the device routing and removes the TUN', async () => {
@@ -153,5 +220,6 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
     assert.equal(inNs(lan!.device, ['ip', '-4', 'route', 'show', 'table', '7912']).stdout.trim(), '');
     assert.notEqual(inNs(lan!.device, ['ip', 'link', 'show', TUN]).status, 0, 'the TUN is gone');
     assert.match(inNs(lan!.device, ['ip', '-4', 'route']).stdout, /default via 192\.168\.77\.1 dev lan0/);
+    assert.equal(deviceRouting(lan!.device), routingBefore, "the device's routes and rules are back byte for byte");
   });
 });

@@ -13,6 +13,7 @@ import { registerImageCommands } from './commands/image.ts';
 import { registerLifecycleCommands } from './commands/lifecycle.ts';
 import { registerNetworkCommands } from './commands/network.ts';
 import { registerTorFeatureCommands } from './commands/newnym.ts';
+import { registerServiceCommands } from './commands/service.ts';
 
 /** Wraps a command body: collects options and positionals, maps errors to exit codes. */
 export type CommandRunnerFn = (fn: (opts: GlobalOptions, positionals: string[]) => Promise<number>) => (...args: unknown[]) => Promise<void>;
@@ -46,6 +47,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerImageCommands(program, io, run);
   registerLifecycleCommands(program, io, run);
   registerNetworkCommands(program, io, run);
+  registerServiceCommands(program, io, run);
   registerTorFeatureCommands(program, io, run);
   for (const c of program.commands) applyExitOverride(c, io);
   return program;

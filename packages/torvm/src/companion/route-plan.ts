@@ -10,10 +10,24 @@
  *   ip -4 rule add pref P lookup T                                 in front of main: no DHCP route can win
  *   ip -6 rule add pref P prohibit                                 IPv6 fails at once (local addresses still work)
  *
- * Down is the reverse: the two rules, then the table. Only the rules and the
+ * Down is the reverse: the rules, then the table. Only the rules and the
  * table are TorVM's; the device's own routes are never touched, so "down"
  * leaves them exactly as they were.
+ *
+ * The hold brackets every start, so a restart after a crash (SIGKILL) never
+ * falls back to the device's own routes while the old rule and table are
+ * replaced:
+ *
+ *   ip -4 rule add pref P-2 to GATEWAY/32 lookup main   the gateway stays reachable (and `route get` sees main)
+ *   ip -4 rule add pref P-1 unreachable                 everything else fails at once
+ *   ip -6 rule add pref P-1 prohibit
+ *   ... remove the stale rule and table, learn the uplink, open the TUN, run `up` ...
+ *   ip -4 rule del pref P-1 / ip -6 rule del pref P-1 / ip -4 rule del pref P-2   (release)
+ *
+ * A crash during the hold leaves it in place: the device stays blocked.
  */
+
+import { TorvmError } from '../core/errors.ts';
 
 /** How the device reaches one gateway address before the companion starts (from `ip route get`). */
 export interface UplinkRoute {
@@ -35,13 +49,41 @@ export interface CompanionRoutingInput {
 
 export interface CompanionRoutingPlan {
   readonly up: readonly (readonly string[])[];
-  /** Idempotent; each step may fail when there is nothing to remove. */
+  /** Idempotent; each step may fail when there is nothing to remove. Also removes a hold. */
   readonly down: readonly (readonly string[])[];
+}
+
+export interface CompanionHoldPlan {
+  /** Blocks everything but the gateways, in front of the companion's own rule. */
+  readonly hold: readonly (readonly string[])[];
+  /** Removes the hold (each rule may exist more than once after crashes: repeat until "not found"). */
+  readonly release: readonly (readonly string[])[];
+}
+
+/** The smallest rule preference the companion may own: the hold uses P-1 and P-2. */
+export const MIN_COMPANION_RULE_PREF = 3;
+
+export function planCompanionHold(input: { rulePref: number; gatewayHosts: readonly string[] }): CompanionHoldPlan {
+  const allow = String(input.rulePref - 2);
+  const block = String(input.rulePref - 1);
+  return {
+    hold: [
+      ...input.gatewayHosts.map((host) => ['-4', 'rule', 'add', 'pref', allow, 'to', `${host}/32`, 'lookup', 'main']),
+      ['-4', 'rule', 'add', 'pref', block, 'unreachable'],
+      ['-6', 'rule', 'add', 'pref', block, 'prohibit'],
+    ],
+    release: [
+      ['-4', 'rule', 'del', 'pref', block],
+      ['-6', 'rule', 'del', 'pref', block],
+      ['-4', 'rule', 'del', 'pref', allow],
+    ],
+  };
 }
 
 const UNREACHABLE_METRIC = '4294967295';
 
 export function planCompanionRouting(input: CompanionRoutingInput): CompanionRoutingPlan {
+  if (!Number.isInteger(input.rulePref) || input.rulePref < MIN_COMPANION_RULE_PREF) throw new TorvmError('ERR_INTERNAL', `rulePref must be an integer >= ${MIN_COMPANION_RULE_PREF}`);
   const table = String(input.table);
   const pref = String(input.rulePref);
   const up: string[][] = [
@@ -57,9 +99,10 @@ export function planCompanionRouting(input: CompanionRoutingInput): CompanionRou
     ['-4', 'rule', 'add', 'pref', pref, 'lookup', table],
     ['-6', 'rule', 'add', 'pref', pref, 'prohibit'],
   );
-  const down: string[][] = [
+  const down: (readonly string[])[] = [
     ['-4', 'rule', 'del', 'pref', pref],
     ['-6', 'rule', 'del', 'pref', pref],
+    ...planCompanionHold({ rulePref: input.rulePref, gatewayHosts: [] }).release,
     ['-4', 'route', 'flush', 'table', table],
   ];
   return { up, down };

@@ -71,7 +71,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
       hostNetwork: platform.hostNetwork({ uid: vmUser.uid, gid: vmUser.gid, log: (line) => logging.forComponent('network').info(line) }),
       log: { info: (m) => log.info(m), warn, error: (m) => { log.error(m); o.progress(`error: ${m}`); } },
       addSecret: (s) => logging.secrets.add(s),
-      previousVmAlive: () => findOrphanQemu(vmPaths(runConfig.vm.stateDir, platform.runDir)) !== null,
+      previousVmAlive: () => findOrphanQemu(vmPaths(runConfig.vm.stateDir, platform.runDir), platform.processInspector) !== null,
       onTorConnected: (client) => { tor = client; attachTorStatus(client, status, { log: (m) => log.info(m) }); },
       startLanGateway: () => {
         const gatewayLog = logging.forComponent('gateway');

@@ -31,7 +31,7 @@ export async function checkPrivilegesAndPrepareVm(
   const status = await ensureStateDisk(vmPaths(config.vm.stateDir, platform.runDir).stateDiskPath, (m) => log.warn(m), platform.stateDiskFormatter);
   log.info(`state disk: ${status}; accelerator: ${accel}; QEMU ${qemu.path}`);
   const session = prepareVmSession({
-    config, image, qemuBinary: qemu.path, qemuFeatures: qemu.features, accel, hostOs: platform.os,
+    config, image, qemuBinary: qemu.path, qemuFeatures: qemu.features, accel, hostOs: platform.os, inspector: platform.processInspector,
     runDir: platform.runDir, runAs: vmUser.name, log: supervisorLog,
   });
   return { ...session, accel };

@@ -25,6 +25,7 @@ export interface VmSessionOptions {
   qemuFeatures: { runWith: boolean };
   accel: QemuAccel;
   hostOs: HostOs;
+  inspector: QemuSupervisorOptions['inspector'];
   /** Sockets, pidfile and per-boot files (tmpfs on Linux: /run/torvm). */
   runDir: string;
   /** The unprivileged user QEMU drops to. */
@@ -68,6 +69,7 @@ export function prepareVmSession(o: VmSessionOptions): VmSession {
   const supervisor = new QemuSupervisor({
     qemuBinary: o.qemuBinary,
     hostOs: o.hostOs,
+    inspector: o.inspector,
     stderrLogPath: paths.stderrLogPath,
     log: o.log,
     ...(o.netns ? { netns: o.netns } : {}),

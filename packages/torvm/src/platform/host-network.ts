@@ -67,6 +67,8 @@ export interface NetworkJournal {
   readonly createdAt: string;
   /** The controller's pid when written (for "is it still running"). */
   readonly pid: number;
+  /** That pid's boot id and start time, so a reused pid (after a reboot, above all) is not taken for the controller. Absent in journals from older versions. */
+  readonly owner?: { readonly bootId: string; readonly startTime: string };
   readonly plan: RoutePlan;
   readonly dns: DnsSnapshot;
   /** The `inet torvm` table found before TorVM started (a leftover), as nft text; null if none. */

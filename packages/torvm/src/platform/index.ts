@@ -12,6 +12,8 @@ import { createLinuxHostNetwork } from './linux/host-network.ts';
 import { ensureSystemUser } from './linux/system-user.ts';
 import { checkQemuBinary } from './linux/qemu-binary.ts';
 import { createLinuxAccelProbe } from './linux/accel.ts';
+import { linuxProcessInspector } from './linux/process-inspector.ts';
+import type { ProcessInspector } from '../vm/process-inspector.ts';
 import type { AccelProbe } from '../vm/accel.ts';
 import { mkfsExt4Formatter, type StateDiskFormatter } from '../vm/state-disk.ts';
 
@@ -29,6 +31,12 @@ export function currentOs(): HostOs {
 
 export function platformDefaults(os: HostOs = currentOs()): PlatformDefaults {
   return { linux: linuxDefaults, darwin: darwinDefaults, win32: win32Defaults }[os];
+}
+
+/** Identity checks on pids (is this still our QEMU?) for this OS. */
+export function processInspector(os: HostOs = currentOs()): ProcessInspector {
+  if (os !== 'linux') throw new TorvmError('ERR_NOT_AVAILABLE', `process inspection for ${os} is not written yet`);
+  return linuxProcessInspector;
 }
 
 /** The host-networking verbs the CLI and the daemon use, whatever the OS. */
@@ -64,6 +72,7 @@ export interface PlatformServices {
   /** The unprivileged user QEMU runs as (created if missing). */
   ensureVmUser(): Promise<{ name: string; uid: number; gid: number }>;
   stateDiskFormatter: StateDiskFormatter;
+  processInspector: ProcessInspector;
   hostNetwork(options: { uid: number; gid: number; log: (line: string) => void }): HostNetworkLifecycle & HostNetworkControl;
 }
 
@@ -78,6 +87,20 @@ export function createPlatformServices(config: TorvmConfig, runner: CommandRunne
     accelProbe: (qemuBinary) => createLinuxAccelProbe({ runner, qemuBinary }),
     ensureVmUser: () => ensureSystemUser(runner),
     stateDiskFormatter: mkfsExt4Formatter(runner),
+    processInspector: linuxProcessInspector,
     hostNetwork: ({ uid, gid, log }) => createLinuxHostNetwork({ runner, log, stateDir: config.vm.stateDir, network: { ...config.network, lanGateway: config.lanGateway }, torvmUid: uid, torvmGid: gid }),
   };
+}
+
+// ---- `torvm service` (part D): the service manager of this OS, behind one factory. ----
+import type { ServiceControl } from '../service/service-control.ts';
+import { createSystemdService } from './linux/service.ts';
+import { createLaunchdService } from './darwin/service.ts';
+import { createScService } from './win32/service.ts';
+
+/** systemd on Linux; launchd (files only) on macOS; sc.exe rendering only on Windows. `root` redirects every write under a directory. */
+export function createServiceControl(options: { runner: CommandRunner; root: string | null }, os: HostOs = currentOs()): ServiceControl {
+  if (os === 'linux') return createSystemdService(options);
+  if (os === 'darwin') return createLaunchdService({ root: options.root });
+  return createScService();
 }

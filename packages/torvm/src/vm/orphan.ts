@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { isQemuWithPaths, procInspector, type ProcessInspector } from './process-inspector.ts';
+import { isQemuWithPaths, type ProcessInspector } from './process-inspector.ts';
 import type { VmPaths } from './vm-paths.ts';
 
 /** The pid of a live QEMU started with these paths, or null. */
-export function findOrphanQemu(paths: Pick<VmPaths, 'pidFilePath' | 'qmpSocketPath'>, inspector: ProcessInspector = procInspector): number | null {
+export function findOrphanQemu(paths: Pick<VmPaths, 'pidFilePath' | 'qmpSocketPath'>, inspector: ProcessInspector): number | null {
   let pid: number;
   try {
     pid = Number(readFileSync(paths.pidFilePath, 'utf8').trim());
@@ -21,7 +21,7 @@ export function findOrphanQemu(paths: Pick<VmPaths, 'pidFilePath' | 'qmpSocketPa
 }
 
 /** Ends an orphaned QEMU (SIGTERM, then SIGKILL), bounded. Returns its pid, or null if there was none. */
-export async function stopOrphanQemu(paths: Pick<VmPaths, 'pidFilePath' | 'qmpSocketPath'>, inspector: ProcessInspector = procInspector): Promise<number | null> {
+export async function stopOrphanQemu(paths: Pick<VmPaths, 'pidFilePath' | 'qmpSocketPath'>, inspector: ProcessInspector): Promise<number | null> {
   const pid = findOrphanQemu(paths, inspector);
   if (pid === null) return null;
   for (const [signal, waitMs] of [['SIGTERM', 10_000], ['SIGKILL', 5_000]] as const) {

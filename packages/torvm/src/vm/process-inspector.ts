@@ -1,10 +1,8 @@
 /**
  * Identity checks on processes by pid, so that a pid from a pidfile is only
  * adopted or killed when it is still OUR QEMU (pids are reused).
- * The default implementation reads Linux /proc; macOS/Windows need their own
- * (not written yet: the supervisor takes any ProcessInspector).
+ * The per-OS inspector comes from platform/ (Linux reads /proc).
  */
-import { readFileSync } from 'node:fs';
 
 export interface ProcessInspector {
   /** True if the process exists and is not a zombie. */
@@ -12,28 +10,6 @@ export interface ProcessInspector {
   /** The argv of a live process, or null. */
   commandLine(pid: number): string[] | null;
 }
-
-export const procInspector: ProcessInspector = {
-  isAlive(pid) {
-    try {
-      // "PID (comm) S ..." — comm may contain spaces and parentheses, so take the state after the last ")".
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      return state !== 'Z' && state !== 'X' && state !== '';
-    } catch {
-      return false;
-    }
-  },
-  commandLine(pid) {
-    try {
-      const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!raw) return null;
-      return raw.replace(/\0$/, '').split('\0');
-    } catch {
-      return null;
-    }
-  },
-};
 
 /**
  * True if `argv` is a QEMU started with exactly this pidfile and QMP socket:

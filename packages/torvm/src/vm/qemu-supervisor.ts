@@ -19,7 +19,7 @@ import type { GuestEvent } from './guest-markers.ts';
 import { buildQemuArgs, type HostOs, type QemuLaunchSpec } from './qemu-args.ts';
 import { classifyStartFailure, stderrTail } from './qemu-stderr.ts';
 import { QmpClient, type QmpEvent, type QmpTarget } from './qmp-client.ts';
-import { isQemuWithPaths, procInspector, type ProcessInspector } from './process-inspector.ts';
+import { isQemuWithPaths, type ProcessInspector } from './process-inspector.ts';
 import { RotatingLog } from './rotating-log.ts';
 import { SerialConsole } from './serial-console.ts';
 import { acquireStateLock, takeOverStateLock, type StateLock } from './state-disk.ts';
@@ -62,7 +62,8 @@ export interface QemuSupervisorOptions {
   restart?: RestartPolicy;
   /** Bound on QEMU start to QMP greeting. Default 30 s. */
   readyTimeoutMs?: number;
-  inspector?: ProcessInspector;
+  /** Tells our QEMU from a reused pid (per OS: platform/). */
+  inspector: ProcessInspector;
   /** Tests only: run QEMU inside this network namespace (`ip netns exec` execs, so the pid stays QEMU's). */
   netns?: string;
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
@@ -120,7 +121,7 @@ export class QemuSupervisor extends EventEmitter<SupervisorEvents> {
     super();
     if (!options.spec.serialSocketPath) throw new TorvmError('ERR_INTERNAL', 'the supervisor needs spec.serialSocketPath');
     this.#o = options;
-    this.#inspector = options.inspector ?? procInspector;
+    this.#inspector = options.inspector;
   }
 
   /** Pid of the running QEMU, or null. */

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isTorvmError } from '../../src/core/errors.ts';
@@ -140,6 +140,26 @@ describe('linux host networking (namespaces)', { skip, timeout: 300_000 }, () =>
     try {
       await assert.rejects(net().saveNetwork(), (e: unknown) => isTorvmError(e, 'ERR_NETWORK'));
     } finally {
+      await first.restoreNetwork();
+    }
+  });
+
+  test("a journal's pid only counts as its controller with the same boot id and start time (pids are reused, above all after a reboot)", async () => {
+    const first = createLinuxHostNetwork({ ...base, runner, pid: process.ppid });
+    await first.up();
+    const path = join(topo.stateDir, JOURNAL_FILE);
+    const written = readFileSync(path, 'utf8');
+    try {
+      const journal = JSON.parse(written) as { owner?: { bootId: string; startTime: string } };
+      assert.ok(journal.owner?.bootId && journal.owner.startTime, 'the journal records who its pid is');
+      await assert.rejects(net().engageKillSwitch('blocked'), (e: unknown) => isTorvmError(e, 'ERR_NETWORK'), 'a live controller keeps the kill switch');
+      for (const owner of [{ ...journal.owner, bootId: 'another-boot' }, { ...journal.owner, startTime: '1' }]) {
+        writeFileSync(path, JSON.stringify({ ...journal, owner }), { mode: 0o600 });
+        await net().engageKillSwitch('blocked'); // the early-boot block must not be refused by a stranger's pid
+        assert.equal((await net().killSwitchStatus()).state, 'blocked');
+      }
+    } finally {
+      writeFileSync(path, written, { mode: 0o600 });
       await first.restoreNetwork();
     }
   });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QemuSupervisor } from '../../src/vm/qemu-supervisor.ts';
+import { linuxProcessInspector } from '../../src/platform/linux/process-inspector.ts';
 import { ensureStateDisk } from '../../src/vm/state-disk.ts';
 import type { QemuLaunchSpec } from '../../src/vm/qemu-args.ts';
 import { isTorvmError } from '../../src/core/errors.ts';
@@ -30,7 +31,7 @@ test('a missing kernel is ERR_IMAGE_MISSING with QEMU stderr, and nothing is lef
   try {
     const spec = specIn(temp.dir);
     await ensureStateDisk(spec.stateDiskPath, () => {});
-    const s = new QemuSupervisor({ qemuBinary: QEMU, spec, hostOs: 'linux', stderrLogPath: join(temp.dir, 'stderr'), readyTimeoutMs: 20_000 });
+    const s = new QemuSupervisor({ qemuBinary: QEMU, spec, hostOs: 'linux', inspector: linuxProcessInspector, stderrLogPath: join(temp.dir, 'stderr'), readyTimeoutMs: 20_000 });
     let exits = 0;
     s.on('exit', () => exits++);
     await assert.rejects(s.start(), (e) => isTorvmError(e, 'ERR_IMAGE_MISSING') && /no-such-kernel/.test(e.message));
@@ -52,7 +53,7 @@ test('a bad option QEMU rejects is ERR_VM carrying its stderr', async (t) => {
     writeFileSync(kernel, 'not a kernel');
     const spec = specIn(temp.dir, { kernelPath: kernel, initrdPath: kernel });
     await ensureStateDisk(spec.stateDiskPath, () => {});
-    const s = new QemuSupervisor({ qemuBinary: QEMU, spec, hostOs: 'linux', stderrLogPath: join(temp.dir, 'stderr'), readyTimeoutMs: 20_000 });
+    const s = new QemuSupervisor({ qemuBinary: QEMU, spec, hostOs: 'linux', inspector: linuxProcessInspector, stderrLogPath: join(temp.dir, 'stderr'), readyTimeoutMs: 20_000 });
     await assert.rejects(s.start(), (e) => isTorvmError(e) && ['ERR_VM', 'ERR_IMAGE_MISSING'].includes(e.code) && typeof e.details?.stderr === 'string' && e.details.stderr.length > 0);
     assert.equal(s.pid, null);
     await s.dispose();

@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
 import { createCommandRunner } from '../../src/platform/exec.ts';
 import { ensureSystemUser } from '../../src/platform/linux/system-user.ts';
+import { linuxProcessInspector } from '../../src/platform/linux/process-inspector.ts';
 import { QemuSupervisor, type QemuSupervisorOptions, type VmExit } from '../../src/vm/qemu-supervisor.ts';
 import type { GuestEvent } from '../../src/vm/guest-markers.ts';
 import { isTorvmError } from '../../src/core/errors.ts';
@@ -44,7 +45,7 @@ after(async () => {
 });
 
 function supervisorOptions(r: GuestRun, over: Partial<QemuSupervisorOptions> = {}): QemuSupervisorOptions {
-  return { qemuBinary: QEMU, spec: r.spec, hostOs: 'linux', stderrLogPath: r.stderrLogPath, netns: r.ns, readyTimeoutMs: 30_000, ...over };
+  return { qemuBinary: QEMU, spec: r.spec, hostOs: 'linux', inspector: linuxProcessInspector, stderrLogPath: r.stderrLogPath, netns: r.ns, readyTimeoutMs: 30_000, ...over };
 }
 
 function newSupervisor(r: GuestRun, over: Partial<QemuSupervisorOptions> = {}): QemuSupervisor {
@@ -149,7 +150,7 @@ test('a guest kernel panic is detected', async (t) => {
 test('a controller killed with SIGKILL leaves QEMU running, and a new controller adopts it', async (t) => {
   const r = ready(t);
   if (!r) return;
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./vm-supervisor-child.ts', import.meta.url).pathname, JSON.stringify(supervisorOptions(r))],
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./vm-supervisor-child.ts', import.meta.url).pathname, JSON.stringify({ ...supervisorOptions(r), inspector: undefined })],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -1,7 +1,8 @@
 /** The companion's routing plan: the order that keeps it fail-closed, and a down that undoes exactly the up. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseIPv4HostPort, parseRouteGet, planCompanionRouting } from '../../src/companion/route-plan.ts';
+import { isTorvmError } from '../../src/core/errors.ts';
+import { parseIPv4HostPort, parseRouteGet, planCompanionHold, planCompanionRouting } from '../../src/companion/route-plan.ts';
 
 const plan = planCompanionRouting({
   tunName: 'tvc0', tunAddress: '198.18.255.1', table: 7912, rulePref: 7910,
@@ -29,9 +30,32 @@ test('fail closed: the unreachable default exists before any rule sends traffic 
   assert.ok(plan.up.filter((s) => s.includes('rule')).every((s) => s.includes('7910')));
 });
 
-test('down removes exactly the rules and the table the plan added, and never touches main', () => {
-  assert.deepEqual(plan.down.map(text), ['-4 rule del pref 7910', '-6 rule del pref 7910', '-4 route flush table 7912']);
+test('down removes exactly the rules (and a hold) and the table the plan added, and never touches main', () => {
+  assert.deepEqual(plan.down.map(text), [
+    '-4 rule del pref 7910', '-6 rule del pref 7910',
+    '-4 rule del pref 7909', '-6 rule del pref 7909', '-4 rule del pref 7908',
+    '-4 route flush table 7912',
+  ]);
   assert.ok([...plan.up, ...plan.down].every((s) => !s.includes('main')));
+});
+
+test('the hold blocks everything but the gateways, in front of the companion rule, and its release undoes it', () => {
+  const { hold, release } = planCompanionHold({ rulePref: 7910, gatewayHosts: ['192.168.77.1', '10.0.0.53'] });
+  assert.deepEqual(hold.map(text), [
+    '-4 rule add pref 7908 to 192.168.77.1/32 lookup main',
+    '-4 rule add pref 7908 to 10.0.0.53/32 lookup main',
+    '-4 rule add pref 7909 unreachable',
+    '-6 rule add pref 7909 prohibit',
+  ]);
+  assert.deepEqual(release.map(text), ['-4 rule del pref 7909', '-6 rule del pref 7909', '-4 rule del pref 7908']);
+  // Every hold rule is removed by the plan's down too (a crash during the hold is undone by a clean stop).
+  for (const step of release) assert.ok(plan.down.some((d) => text(d) === text(step)), text(step));
+});
+
+test('a rule preference that leaves no room for the hold is refused', () => {
+  for (const rulePref of [0, 1, 2, 2.5]) {
+    assert.throws(() => planCompanionRouting({ tunName: 'tvc0', tunAddress: '198.18.255.1', table: 7912, rulePref, uplinks: [] }), (e) => isTorvmError(e, 'ERR_INTERNAL'), String(rulePref));
+  }
 });
 
 test('parseRouteGet reads on-link and via routes', () => {

@@ -1,7 +1,7 @@
 /** `torvm killswitch engage|release|status` and `torvm restore`: host networking without the VM. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createHostNetworkControl } from '../../platform/index.ts';
+import { createHostNetworkControl, processInspector } from '../../platform/index.ts';
 import { createCommandRunner } from '../../platform/exec.ts';
 import { TorvmError } from '../../core/errors.ts';
 import type { PolicyState } from '../../core/policy.ts';
@@ -53,7 +53,7 @@ export function registerNetworkCommands(program: Command, io: CliIo, run: Comman
       const net = await hostNetwork(opts, io);
       // A VM left running by the crashed controller goes first, while the kill switch still holds.
       const { config } = await effectiveConfig(opts);
-      const orphan = await stopOrphanQemu(vmPaths(config.vm.stateDir, dirname(config.api.socketPath)));
+      const orphan = await stopOrphanQemu(vmPaths(config.vm.stateDir, dirname(config.api.socketPath)), processInspector());
       if (orphan !== null && !opts.json) io.out(`stopped the VM left running by the crashed controller (pid ${orphan})`);
       const restored = await net.restore();
       io.out(opts.json ? JSON.stringify({ ok: true, restored }) : restored ? 'host networking restored' : 'nothing to restore');

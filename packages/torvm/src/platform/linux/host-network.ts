@@ -28,6 +28,7 @@ import { NFT_FAMILY, NFT_TABLE } from './nft-render.ts';
 import { createNftFirewall } from './nft-firewall.ts';
 import { createLinuxRouter } from './router.ts';
 import { takeNetworkSnapshot } from './snapshot.ts';
+import { linuxProcessIdentity } from './process-inspector.ts';
 import { createLinuxTap } from './tap.ts';
 
 export interface LinuxHostNetworkOptions {
@@ -63,6 +64,23 @@ function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+function withOwner(pid: number): { owner?: { bootId: string; startTime: string } } {
+  const owner = linuxProcessIdentity(pid);
+  return owner ? { owner } : {};
+}
+
+/**
+ * True while the controller that wrote the journal is still running. A pid
+ * alone is not enough: after a reboot the journal's pid may be any early-boot
+ * process, and refusing then would leave the boot unblocked.
+ */
+function journalOwnerAlive(j: NetworkJournal): boolean {
+  if (!pidAlive(j.pid)) return false;
+  if (!j.owner) return true;
+  const now = linuxProcessIdentity(j.pid);
+  return now !== null && now.bootId === j.owner.bootId && now.startTime === j.owner.startTime;
 }
 
 export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
@@ -159,7 +177,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
       else {
         // A live controller's watcher would fight this change: refuse instead.
         const j = await journal.read();
-        if (j && j.pid !== (opts.pid ?? process.pid) && pidAlive(j.pid)) {
+        if (j && j.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(j)) {
           throw new TorvmError('ERR_NETWORK', `TorVM controller pid ${j.pid} owns the kill switch`, { hint: 'use `torvm down`' });
         }
       }
@@ -187,7 +205,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     async recover(options: { keepTap?: boolean } = {}): Promise<boolean> {
       const old = await journal.read();
       if (!old) return false;
-      if (old.pid !== (opts.pid ?? process.pid) && pidAlive(old.pid)) {
+      if (old.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(old)) {
         throw new TorvmError('ERR_NETWORK', `another TorVM controller (pid ${old.pid}) owns the network`, { hint: 'stop it first' });
       }
       log(`recovering: undoing the network changes of crashed run ${old.pid}${options.keepTap ? ' (keeping the TAP for the running VM)' : ''}`);
@@ -208,6 +226,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
         version: 1,
         createdAt: new Date().toISOString(),
         pid: opts.pid ?? process.pid,
+        ...withOwner(opts.pid ?? process.pid),
         plan,
         dns: await dns.snapshot(),
         previousTable,
@@ -312,7 +331,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     async restore(): Promise<boolean> {
       const j = await journal.read();
       if (!j) return false;
-      if (j.pid !== (opts.pid ?? process.pid) && pidAlive(j.pid)) {
+      if (j.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(j)) {
         throw new TorvmError('ERR_NETWORK', `TorVM controller pid ${j.pid} is still running`, { hint: 'use `torvm down`' });
       }
       await undo(j, false);
