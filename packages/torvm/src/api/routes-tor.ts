@@ -12,6 +12,7 @@
  * if Tor refuses it, the answer says so (applied: false, with Tor's words)
  * and the next start uses it anyway, after the torrc renderer checks it again.
  */
+import { bridgeLogSecrets } from '../core/bridge-secrets.ts';
 import { z } from 'zod';
 import { validateConfig, type PlatformDefaults, type TorvmConfig } from '../core/config.ts';
 import { builtinBridgeLines } from '../core/builtin-bridges.ts';
@@ -127,7 +128,7 @@ export const TOR_ROUTES: Route[] = [
     handle: async (control: ControlWithSecrets, body: BridgesRequest) => {
       const current = control.config();
       const next = revalidate({ ...current, tor: { ...current.tor, bridges: body } }, current);
-      for (const line of next.tor.bridges.lines) control.addSecret?.(line);
+      for (const line of next.tor.bridges.lines) for (const s of bridgeLogSecrets(line)) control.addSecret?.(s);
       const result = await saveThenApply(control, next, (tor) => applyBridges(tor, next.tor.bridges, builtinBridgeLines()));
       return { code: 200, json: result };
     },

@@ -5,6 +5,8 @@
  * SIGINT/SIGTERM become a cancel (the kill switch stays on); an API stop is a
  * user stop (which may release it).
  */
+import { bridgeLogSecrets } from '../core/bridge-secrets.ts';
+import { serialLineLevel } from '../vm/guest-markers.ts';
 import type { TorvmConfig } from '../core/config.ts';
 import { TorvmError, describeError, isTorvmError } from '../core/errors.ts';
 import { Lifecycle, type LifecycleResult, type StateName } from '../core/lifecycle.ts';
@@ -61,7 +63,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
     const runConfig = config;
     const platform = createPlatformServices(runConfig, runner);
     // Everything the run knows that must never reach a log.
-    for (const line of runConfig.tor.bridges.lines) logging.secrets.add(line);
+    for (const line of runConfig.tor.bridges.lines) for (const s of bridgeLogSecrets(line)) logging.secrets.add(s);
     if ('password' in runConfig.tor.proxy) logging.secrets.add(runConfig.tor.proxy.password);
     for (const u of runConfig.lanGateway.users) logging.secrets.add(u.password);
     const vmLog = logging.forComponent('vm');
@@ -79,7 +81,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
       },
       checkPrivilegesAndPrepareVm: async (signal) => {
         const handle = await checkPrivilegesAndPrepareVm(runConfig, platform, vmUser, { warn, info: (m) => log.info(m) }, (level, message) => vmLog[level](message), signal);
-        handle.supervisor.on('serial', (line) => serialLog.info(line));
+        handle.supervisor.on('serial', (line) => serialLog[serialLineLevel(line)](line));
         return handle;
       },
     });

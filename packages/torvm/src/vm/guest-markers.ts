@@ -59,3 +59,13 @@ export function parseGuestLine(rawLine: string): GuestEvent | null {
   if ((m = /^warning: (.*)$/.exec(text))) return { kind: 'warning', message: m[1] ?? '' };
   return { kind: 'marker', text };
 }
+
+/**
+ * The log level of one serial line: Tor's own `[warn]`/`[err]` (it logs to
+ * the serial console), and the kernel's panic; everything else is info.
+ */
+export function serialLineLevel(line: string): 'info' | 'warn' | 'error' {
+  if (/\[err\]|Kernel panic/.test(line)) return 'error';
+  if (/\[warn\]/.test(line)) return 'warn';
+  return 'info';
+}
