@@ -19,6 +19,8 @@ export type GuiSettings = {
 export type BridgesState = { enabled: boolean; useBuiltin: boolean; lines: string[]; builtinCount: number };
 export type ProxyType = 'none' | 'https' | 'socks5' | 'socks4';
 export type ProxyState = { type: ProxyType; host?: string; port?: number; username?: string; hasPassword: boolean };
+/** GET /v1/bridges/live: what the running Tor uses (never a cert). */
+export type LiveBridges = { running: boolean; useBridges: boolean; bridges: Array<{ transport: string; address: string; fingerprint: string | null }> };
 export type ChangeResult = { ok: true; saved: boolean; applied: boolean; note: string | null };
 
 const TOKEN_HEADER = 'X-Torvm-Token';

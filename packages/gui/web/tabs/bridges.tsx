@@ -6,6 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { parseBridgeLine, TRANSPORTS } from '../../../torvm/src/core/bridge-line.ts';
 import { api, ApiError, type BridgesState, type ChangeResult } from '../api.ts';
+import { LiveBridgesStatus } from '../live-bridges.tsx';
 
 type Checked = { line: string; error: string | null };
 
@@ -36,6 +37,7 @@ export function BridgesTab() {
   const [pasted, setPasted] = useState('');
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
+  const [saves, setSaves] = useState(0);
 
   const load = async () => {
     try {
@@ -62,6 +64,7 @@ export function BridgesTab() {
       const r = await api<ChangeResult>('PUT', '/v1/bridges', { enabled, useBuiltin, lines: next });
       setPasted('');
       await load();
+      setSaves((n) => n + 1);
       setMessage({ text: r.applied ? 'Saved and applied: Tor uses these bridges now.' : `Saved. ${r.note ?? ''}`, error: false });
     } catch (err) {
       setMessage({ text: err instanceof ApiError ? `The daemon refused: ${err.message}` : String(err), error: true });
@@ -74,6 +77,7 @@ export function BridgesTab() {
     <form class="card form" onSubmit={save} noValidate>
       <h2>Bridges</h2>
       <p class="muted">Bridges are unlisted entry relays for networks that block Tor. Each line is a secret: it is never written to a log.</p>
+      <LiveBridgesStatus refresh={saves} />
       <label class="check"><input type="checkbox" id="bridges-enabled" checked={enabled} onChange={(e) => setEnabled(e.currentTarget.checked)} /> Use bridges</label>
       <label class="check"><input type="checkbox" id="bridges-builtin" checked={useBuiltin} onChange={(e) => setUseBuiltin(e.currentTarget.checked)} /> Use the built-in bridges ({saved.builtinCount} known)</label>
 

@@ -44,18 +44,19 @@ export function LogsTab() {
     <div class="card">
       <h2>Logs</h2>
       <div class="toolbar">
-        <label>Source <select id="log-source" value={source} onChange={(e) => setSource(e.currentTarget.value as Source)}>
+        {/* Labels point at their controls (not wrapped), so a select's name is "Source", not its options. */}
+        <span class="tool"><label for="log-source">Source</label> <select id="log-source" value={source} onChange={(e) => setSource(e.currentTarget.value as Source)}>
           <option value="all">All</option><option value="controller">Controller</option><option value="serial">VM serial</option><option value="tor">Tor</option>
-        </select></label>
-        <label>Level <select id="log-level" value={level} onChange={(e) => setLevel(e.currentTarget.value)}>
+        </select></span>
+        <span class="tool"><label for="log-level">Level</label> <select id="log-level" value={level} onChange={(e) => setLevel(e.currentTarget.value)}>
           {['trace', 'debug', 'info', 'warn', 'error'].map((l) => <option key={l} value={l}>{l} and above</option>)}
-        </select></label>
-        <label>Search <input id="log-search" type="search" value={query} onInput={(e) => setQuery(e.currentTarget.value)} /></label>
-        <label class="check"><input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow</label>
+        </select></span>
+        <span class="tool"><label for="log-search">Search</label> <input id="log-search" type="search" value={query} onInput={(e) => setQuery(e.currentTarget.value)} /></span>
+        <label class="check"><input type="checkbox" id="log-follow" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow</label>
         <button type="button" id="log-copy" onClick={copy}>Copy</button>
         <button type="button" id="log-download" onClick={download}>Download</button>
       </div>
-      <p class="muted small" role="status">{shown.length} of {logs.value.length} lines {note}</p>
+      <p class="muted small" role="status" id="log-count">{shown.length} of {logs.value.length} lines {note}</p>
       <pre class="log" id="log-lines" ref={box} tabIndex={0} aria-label="Log lines">{text}</pre>
     </div>
   );

@@ -1,23 +1,7 @@
 /** Proxy: the upstream proxy Tor connects through (none, HTTPS CONNECT, SOCKS5, SOCKS4). */
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type ChangeResult, type ProxyState, type ProxyType } from '../api.ts';
-
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-
-export interface ProxyForm { type: ProxyType; host: string; port: string; username: string; password: string }
-
-/** Field problems the form shows before anything is sent; the server checks again. */
-export function checkProxy(f: ProxyForm): Partial<Record<keyof ProxyForm, string>> {
-  const problems: Partial<Record<keyof ProxyForm, string>> = {};
-  if (f.type === 'none') return problems;
-  if (!HOSTNAME.test(f.host)) problems.host = 'Enter a host name or IPv4 address';
-  const port = Number(f.port);
-  if (!/^\d{1,5}$/.test(f.port) || port < 1 || port > 65535) problems.port = 'Enter a port from 1 to 65535';
-  if (f.type !== 'socks4' && (f.username === '') !== (f.password === '')) problems[f.username === '' ? 'username' : 'password'] = 'Give both a user name and a password, or neither';
-  if (/[\s"\\]/.test(f.username)) problems.username = 'No spaces, quotes or backslashes';
-  if (/[\s"\\]/.test(f.password)) problems.password = 'No spaces, quotes or backslashes';
-  return problems;
-}
+import { api, ApiError, type ChangeResult, type ProxyState } from '../api.ts';
+import { checkProxy, type ProxyForm } from '../proxy-check.ts';
 
 export function ProxyTab() {
   const [form, setForm] = useState<ProxyForm>({ type: 'none', host: '', port: '', username: '', password: '' });

@@ -30,29 +30,43 @@ function exitOf(s: DaemonStatus): { name: string; country: string | null } | nul
   return { name: last.nickname ?? last.fingerprint?.slice(0, 8) ?? 'unknown', country: last.country };
 }
 
+type NewnymAnswer = { ok: true; rateLimited: boolean; delaySeconds: number | null; message: string };
+type ControlMessage = { text: string; kind: 'info' | 'warn' | 'error' };
+
 function Controls({ s }: { s: DaemonStatus }) {
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
-  const act = async (what: () => Promise<string>) => {
+  const [message, setMessage] = useState<ControlMessage | null>(null);
+  // Counts answers, so a repeated answer with the same words still reads as new (screen readers, tests).
+  const [answers, setAnswers] = useState(0);
+  const act = async (what: () => Promise<ControlMessage>) => {
     setBusy(true);
     setMessage(null);
     try {
-      setMessage({ text: await what(), error: false });
+      setMessage(await what());
+      setAnswers((n) => n + 1);
     } catch (err) {
-      setMessage({ text: err instanceof ApiError ? err.message : String(err), error: true });
+      setMessage({ text: err instanceof ApiError ? err.message : String(err), kind: 'error' });
+      setAnswers((n) => n + 1);
     } finally {
       setBusy(false);
     }
   };
   // "Starting…" and "Stopping…" are done once the state moves on.
-  useEffect(() => { setMessage((m) => (m && !m.error && m.text.endsWith('…') ? null : m)); }, [s.state === 'Stopped', s.state === 'Running']);
+  useEffect(() => { setMessage((m) => (m && m.kind === 'info' && m.text.endsWith('…') ? null : m)); }, [s.state === 'Stopped', s.state === 'Running']);
   const stopped = s.state === 'Stopped';
+  // Tor's own answer, said plainly: applied now, or held back by its rate limit.
+  const newnym = async (): Promise<ControlMessage> => {
+    const r = await api<NewnymAnswer>('POST', '/v1/newnym');
+    return r.rateLimited
+      ? { text: `${r.message}.`, kind: 'warn' }
+      : { text: `New identity: ${r.message.charAt(0).toLowerCase()}${r.message.slice(1)}.`, kind: 'info' };
+  };
   return (
     <div class="controls">
-      <button type="button" id="start" class="primary" disabled={busy || !stopped} onClick={() => act(async () => { await api('POST', '/v1/start'); return 'Starting…'; })}>Start</button>
-      <button type="button" id="stop" disabled={busy || stopped} onClick={() => act(async () => { await api('POST', '/v1/stop', { kind: 'user-stop' }); return 'Stopping…'; })}>Stop</button>
-      <button type="button" id="newnym" disabled={busy || s.state !== 'Running'} onClick={() => act(async () => (await api<{ message: string }>('POST', '/v1/newnym')).message)}>New identity</button>
-      {message && <p class={`notice ${message.error ? 'error' : ''}`} role="status" id="control-message">{message.text}</p>}
+      <button type="button" id="start" class="primary" disabled={busy || !stopped} onClick={() => act(async () => { await api('POST', '/v1/start'); return { text: 'Starting…', kind: 'info' }; })}>Start</button>
+      <button type="button" id="stop" disabled={busy || stopped} onClick={() => act(async () => { await api('POST', '/v1/stop', { kind: 'user-stop' }); return { text: 'Stopping…', kind: 'info' }; })}>Stop</button>
+      <button type="button" id="newnym" disabled={busy || s.state !== 'Running'} onClick={() => act(newnym)}>New identity</button>
+      {message && <p class={`notice ${message.kind === 'info' ? '' : message.kind}`} role="status" id="control-message" data-kind={message.kind} data-answer={answers} key={answers}>{message.text}</p>}
     </div>
   );
 }

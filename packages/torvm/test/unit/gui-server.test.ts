@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { startGuiServer, TOKEN_HEADER, type GuiServer } from '../../src/api/gui-server.ts';
 import { CORE_ROUTES, type DaemonControl } from '../../src/api/routes.ts';
-import { createGuiRoutes } from '../../src/api/routes-gui.ts';
+import { createGuiRoutes, readLiveBridges, type TorConfSource } from '../../src/api/routes-gui.ts';
 import { defaultConfig, type TorvmConfig } from '../../src/core/config.ts';
 import { linuxDefaults } from '../../src/platform/linux/defaults.ts';
 import type { DaemonStatus } from '../../src/api/schema.ts';
@@ -260,5 +260,47 @@ describe('GUI server security', () => {
     assert.equal(daemon.calls.start, 1);
     assert.equal((await call(server.port, 'POST', '/v1/stop', { ...good, 'content-type': 'application/json' }, '{"kind":"user-stop"}')).code, 202);
     assert.deepEqual(daemon.calls.stop, ['user-stop']);
+  });
+});
+
+describe('GET /v1/bridges/live (what the running Tor really uses)', () => {
+  const fakeTor = (conf: Array<[string, string[]]>): TorConfSource & { asked: string[][] } => {
+    const asked: string[][] = [];
+    return { asked, getConf: async (keys) => { asked.push([...keys]); return new Map(conf); } };
+  };
+  const FP = '0123456789ABCDEF0123456789ABCDEF01234567';
+
+  it('says so when no Tor runs', async () => {
+    assert.deepEqual(await readLiveBridges(null), { running: false, useBridges: false, bridges: [] });
+  });
+
+  it("reports Tor's UseBridges and each bridge's transport, address and fingerprint, never the cert", async () => {
+    const tor = fakeTor([['UseBridges', ['1']], ['Bridge', [`10.99.0.22:5000 ${FP}`, `obfs4 192.0.2.7:443 ${FP} cert=SECRETSECRETSECRETSECRETSECRETSECRETSECRETSECRETSECRETSECRETSE iat-mode=0`]]]);
+    const live = await readLiveBridges(tor);
+    assert.deepEqual(tor.asked, [['UseBridges', 'Bridge']]);
+    assert.deepEqual(live, {
+      running: true, useBridges: true,
+      bridges: [{ transport: 'vanilla', address: '10.99.0.22:5000', fingerprint: FP }, { transport: 'obfs4', address: '192.0.2.7:443', fingerprint: FP }],
+    });
+    assert.doesNotMatch(JSON.stringify(live), /SECRET/);
+  });
+
+  it('reads an unset UseBridges as off and an unparsable line as unknown', async () => {
+    assert.deepEqual(await readLiveBridges(fakeTor([['UseBridges', []], ['Bridge', []]])), { running: true, useBridges: false, bridges: [] });
+    const odd = await readLiveBridges(fakeTor([['usebridges', ['1']], ['Bridge', ['carrier-pigeon 1.2.3.4:1']]]));
+    assert.deepEqual(odd, { running: true, useBridges: true, bridges: [{ transport: 'unknown', address: 'unknown', fingerprint: null }] });
+  });
+
+  it('is served by the GUI route table with the token', async () => {
+    const daemon = fakeDaemon();
+    const server = await startGuiServer({ port: 0, routes: [...CORE_ROUTES, ...createGuiRoutes(linuxDefaults)], control: daemon.control, assets: new Map(), token: TOKEN });
+    try {
+      const r = await call(server.port, 'GET', '/v1/bridges/live', { host: `127.0.0.1:${server.port}`, [TOKEN_HEADER]: TOKEN });
+      assert.equal(r.code, 200, r.body);
+      assert.deepEqual(JSON.parse(r.body), { running: false, useBridges: false, bridges: [] });
+      assert.equal((await call(server.port, 'GET', '/v1/bridges/live', { host: `127.0.0.1:${server.port}` })).code, 401);
+    } finally {
+      await server.close();
+    }
   });
 });
