@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine to run TorVM and its tests (as root):
-# Debian packages, npm dependencies, the torvm system user and the VM image.
+# Debian packages, npm dependencies, the torvm-qemu system user, the torvm group and the VM image.
 # Caches live outside the repository. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,10 @@ npm ci --no-audit --no-fund --loglevel=error
 say "building the web GUI (packages/gui/dist, served by the daemon from memory)"
 npm run build -w @torvm/gui --silent >/dev/null
 
-say "creating the torvm system user (QEMU runs as it)"
-id -u torvm >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin torvm
+say "creating the torvm-qemu system user (QEMU runs as it) and the torvm group (may use the API socket)"
+getent group torvm-qemu >/dev/null || groupadd --system torvm-qemu
+id -u torvm-qemu >/dev/null 2>&1 || useradd --system --gid torvm-qemu --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin torvm-qemu
+getent group torvm >/dev/null || groupadd --system torvm
 
 : "${TORVM_IMAGE_DIR:=/var/cache/torvm/image}"
 : "${TORVM_IMAGE_DIR_AARCH64:=/var/cache/torvm/image-aarch64}"

@@ -13,8 +13,12 @@ import { privateApt, ensureAptLists, parseStanzas, dependencyNames, type Private
 import { DEBIAN_ARCH, pinFilePath, pinFileSchema, type PinFile, type PinnedPackage } from './pins.ts';
 import { DEFAULT_CACHE_DIR } from './paths.ts';
 
-/** The programs the guest runs. */
-export const ROOTS = ['busybox-static', 'tor', 'nftables', 'e2fsprogs', 'obfs4proxy', 'snowflake-client'] as const;
+/**
+ * The programs the guest runs, and two data packages: tor-geoipdb (relay
+ * countries in status) and ca-certificates (the TLS roots snowflake-client
+ * and meek_lite verify their broker and CDN against).
+ */
+export const ROOTS = ['busybox-static', 'tor', 'nftables', 'e2fsprogs', 'obfs4proxy', 'snowflake-client', 'tor-geoipdb', 'ca-certificates'] as const;
 
 /**
  * x86_64 uses Debian's "cloud" kernel flavour: built for VMs, with far fewer

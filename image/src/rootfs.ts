@@ -4,7 +4,7 @@
  * from the packages' own files, never the build host's), the kernel modules
  * in load order, and the guest files from image/guest/.
  */
-import { lstatSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, readdirSync, existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GuestArch } from '../../packages/torvm/src/core/guest.ts';
@@ -35,6 +35,25 @@ export const PROGRAMS: ReadonlyArray<{ pkg: string; path: string; inInitramfs?: 
   { pkg: 'obfs4proxy', path: '/usr/bin/obfs4proxy' },
   { pkg: 'snowflake-client', path: '/usr/bin/snowflake-client' },
 ];
+
+/**
+ * Data files copied from the packages into the system image (never the
+ * initramfs). Only the IPv4 GeoIP database: Tor holds a parsed database in
+ * RAM (about 16 MB each for IPv4 and IPv6, measured with tor 0.4.9), every
+ * relay has an IPv4 address, and the guest's RAM is scarce. The torrc names
+ * the path (core/torrc.ts GEOIP_FILE; a unit test holds the two together).
+ */
+export const DATA_FILES: ReadonlyArray<{ pkg: string; path: string }> = [
+  { pkg: 'tor-geoipdb', path: '/usr/share/tor/geoip' },
+];
+
+/**
+ * The TLS root store, built the way Debian's update-ca-certificates builds it
+ * (every Mozilla root of the ca-certificates package, in name order, in one
+ * PEM file). Go programs (snowflake-client, obfs4proxy's meek_lite) read it
+ * at this path; without it they could verify no HTTPS server at all.
+ */
+export const CA_BUNDLE = { pkg: 'ca-certificates', sourceDir: '/usr/share/ca-certificates/mozilla', path: '/etc/ssl/certs/ca-certificates.crt' } as const;
 
 /** busybox applets the guest scripts call, linked in /bin. */
 export const BUSYBOX_APPLETS = [
@@ -105,6 +124,18 @@ export interface Rootfs {
   entries: CpioEntry[];
   /** The files of the system image (absolute guest paths). */
   system: SystemFile[];
+}
+
+/** The concatenated root certificates (see CA_BUNDLE). Throws if the package holds none. */
+export function caBundle(packages: ExtractedPackages): Buffer {
+  const root = packages.get(CA_BUNDLE.pkg);
+  const dir = root ? join(root, CA_BUNDLE.sourceDir) : undefined;
+  const names = dir && existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.crt')).sort() : [];
+  if (!dir || names.length < 50) throw new Error(`rootfs: ${CA_BUNDLE.pkg} holds ${names.length} root certificates in ${CA_BUNDLE.sourceDir}`);
+  return Buffer.concat(names.map((n) => {
+    const pem = readFileSync(join(dir, n));
+    return pem.at(-1) === 0x0a ? pem : Buffer.concat([pem, Buffer.from('\n')]);
+  }));
 }
 
 /** Builds the initramfs entries and the system image's files. Throws if a program or library is missing. */
@@ -180,6 +211,13 @@ export function assembleRootfs(input: RootfsInput): Rootfs {
     libsPlaced.add(soname);
     addElf(data, soname);
   }
+  for (const file of DATA_FILES) {
+    const root = input.packages.get(file.pkg);
+    const real = root ? resolveInRoot(root, file.path) : undefined;
+    if (!real) throw new Error(`rootfs: ${file.path} not found in ${file.pkg}`);
+    addSystem({ path: file.path, mode: 0o644, data: readFileSync(real) });
+  }
+  addSystem({ path: CA_BUNDLE.path, mode: 0o644, data: caBundle(input.packages) });
   for (const applet of BUSYBOX_APPLETS) add({ kind: 'symlink', path: `/bin/${applet}`, target: 'busybox' });
 
   // Kernel modules, and the order init loads them in.

@@ -88,6 +88,9 @@ export function guestBootSuite(arch: GuestArch, budget: { bootMs: number; suiteM
       vm = await bootGuest({ arch, imageDir: image.dir, workDir: join(work, 'boot1'), ns, tap, hostMac, diskPath, controlPassword: password, config });
       await vm.waitForSerial(/Opened Transparent pf\/netfilter listener connection \(ready\) on 10\.10\.10\.1:9095/, budget.bootMs);
       await vm.waitForSerial(/Opened DNS listener connection \(ready\)/, 30_000);
+      // Tor logs this after loading its startup data; the GeoIP file alone blocks its main loop for
+      // many seconds under TCG (aarch64 most), and the control port answers nothing meanwhile.
+      await vm.waitForSerial(/Bootstrapped 0% \(starting\)/, budget.bootMs);
       const seen = markers(vm.serial());
       const order = ['init started', 'modules loaded', 'firewall loaded', 'lan up', 'state disk created', 'state disk ready'];
       const positions = order.map((m) => seen.indexOf(m));
@@ -158,12 +161,17 @@ export function guestBootSuite(arch: GuestArch, budget: { bootMs: number; suiteM
       const uuidBefore = (await run('tune2fs', ['-l', diskPath], { timeoutMs: 10_000 })).stdout.match(/UUID:\s+(\S+)/)?.[1];
       vm = await bootGuest({ arch, imageDir: image.dir, workDir: join(work, 'boot2'), ns, tap, hostMac, diskPath, controlPassword: password, config, sandbox: true, systemDisk: true });
       await vm.waitForSerial(/Opened Control listener connection \(ready\)/, budget.bootMs);
+      await vm.waitForSerial(/Bootstrapped 0% \(starting\)/, budget.bootMs);
       const seen = markers(vm.serial());
       assert.ok(seen.includes('state disk ready'), JSON.stringify(seen));
       assert.ok(!seen.includes('state disk created') && !seen.some((m) => m.includes('recreated')), JSON.stringify(seen));
-      const r = await probe<{ goodAuth: string; sandbox: string; user: string }>('control', password);
+      const r = await probe<{ goodAuth: string; sandbox: string; user: string; geoip: string }>('control', password);
       assert.equal(r.goodAuth, '250 OK');
       assert.match(r.sandbox, /^250 Sandbox=1$/m);
+      // Tor loaded the GeoIP database from the system disk, under the sandbox: public addresses have a country.
+      assert.match(r.geoip, /^250-ip-to-country\/8\.8\.8\.8=[a-z]{2}$/m, r.geoip);
+      assert.match(r.geoip, /^250-ip-to-country\/193\.11\.166\.194=[a-z]{2}$/m, r.geoip);
+      assert.doesNotMatch(r.geoip, /=\?\?/, r.geoip);
       assert.match(r.user, /process\/user=tor\b/);
       assert.doesNotMatch(vm.serial(), /tor exited code=/, 'Tor must keep running under Sandbox 1');
       await vm.powerdown(60_000);

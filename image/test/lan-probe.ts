@@ -3,7 +3,7 @@
  * tsx image/test/lan-probe.ts ARGS`), on the host side of the guest's lan
  * link, and prints one JSON object with what it observed. The test asserts.
  *
- *   lan-probe.ts control PASSWORD   -> { goodAuth, badAuth }
+ *   lan-probe.ts control PASSWORD   -> { goodAuth, version, user, sandbox, geoip, badAuth }
  *   lan-probe.ts transparent PASSWORD -> { connected, streamStatus, transListeners }
  *   lan-probe.ts udp                -> { dnsAnswers, probes: [...] }
  *   lan-probe.ts hs PASSWORD DIR    -> { auth, setconf }
@@ -72,11 +72,13 @@ async function control(password: string) {
   // Who Tor runs as after it dropped root, and whether its seccomp sandbox is on.
   const user = await good.command('GETINFO process/user process/uid');
   const sandbox = await good.command('GETCONF Sandbox');
+  // The GeoIP database on the system disk (two public addresses: Google's DNS, a Swedish built-in bridge).
+  const geoip = await good.command('GETINFO ip-to-country/8.8.8.8 ip-to-country/193.11.166.194');
   good.close();
   const bad = await ControlSession.open();
   const badAuth = await bad.command(`AUTHENTICATE ${quote(`${password}-wrong`)}`);
   bad.close();
-  return { goodAuth, version, user, sandbox, badAuth };
+  return { goodAuth, version, user, sandbox, geoip, badAuth };
 }
 
 async function transparent(password: string) {

@@ -1,13 +1,16 @@
 /**
  * Upstream proxies for the end-to-end tests, run inside the harness's
  * "internet" namespace: an HTTP CONNECT proxy and a SOCKS5 proxy, both with
- * required user name and password. They relay only to the test network's
- * addresses (10.99.0.0/24) and log every attempt as one JSON line.
+ * required user name and password, and a SOCKS4 proxy (SOCKS4 has no
+ * password). They relay only to the test network's addresses (10.99.0.0/24)
+ * and log every attempt as one JSON line.
  *
  *   const proxies = await startProxies(network, { username, password });
  *   proxies.http   // { address, port }  (Tor's HTTPSProxy)
  *   proxies.socks  // { address, port }  (Tor's Socks5Proxy)
- *   proxies.attempts()  // [{ kind: 'http'|'socks5', ok, target, reason }]
+ *   proxies.socks4 // { address, port }  (Tor's Socks4Proxy)
+ *   proxies.attempts()  // [{ kind: 'http'|'socks5'|'socks4', ok, target, reason }]
+ *   await proxies.dropConnections();  // closes every relayed connection (Tor must reconnect)
  *   await proxies.stop();
  *
  * Run as a script (`node --import tsx proxies.ts CONFIG_JSON`), this file is
@@ -22,8 +25,8 @@ import { ipIn, killPid } from './netns.ts';
 import type { TorNetwork } from './tor-network.ts';
 import { waitFor } from './wait.ts';
 
-export const PROXY_ADDRESSES = { http: '10.99.0.60', socks: '10.99.0.61' } as const;
-export const PROXY_PORTS = { http: 3128, socks: 1080 } as const;
+export const PROXY_ADDRESSES = { http: '10.99.0.60', socks: '10.99.0.61', socks4: '10.99.0.62' } as const;
+export const PROXY_PORTS = { http: 3128, socks: 1080, socks4: 1080 } as const;
 
 interface ProxyConfig {
   username: string;
@@ -32,7 +35,7 @@ interface ProxyConfig {
 }
 
 export interface ProxyAttempt {
-  kind: 'http' | 'socks5';
+  kind: 'http' | 'socks5' | 'socks4';
   ok: boolean;
   target: string;
   reason: string;
@@ -41,7 +44,10 @@ export interface ProxyAttempt {
 export interface Proxies {
   http: { address: string; port: number };
   socks: { address: string; port: number };
+  socks4: { address: string; port: number };
   attempts(): ProxyAttempt[];
+  /** Closes every connection the proxies relay now (SIGUSR1 to the server); resolves when it confirmed. */
+  dropConnections(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +81,13 @@ export async function startProxies(network: TorNetwork, creds: { username: strin
   return {
     http: { address: PROXY_ADDRESSES.http, port: PROXY_PORTS.http },
     socks: { address: PROXY_ADDRESSES.socks, port: PROXY_PORTS.socks },
+    socks4: { address: PROXY_ADDRESSES.socks4, port: PROXY_PORTS.socks4 },
+    async dropConnections() {
+      const before = (output.match(/DROPPED/g) ?? []).length;
+      if (child.pid === undefined || child.exitCode !== null) throw new Error(`proxies are not running: ${output}`);
+      process.kill(child.pid, 'SIGUSR1');
+      await waitFor(() => (output.match(/DROPPED/g) ?? []).length > before, { timeoutMs: 10_000, what: 'the proxies to drop their connections', diagnose: () => output });
+    },
     attempts: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProxyAttempt) : []),
     stop,
   };
@@ -84,11 +97,15 @@ export async function startProxies(network: TorNetwork, creds: { username: strin
 // The server process.
 
 const TEST_NETWORK = /^10\.99\.0\.\d{1,3}$/;
+/** Relayed connections, closed together on SIGUSR1. */
+const relayed = new Set<Socket>();
 
 function pipeTo(client: Socket, host: string, port: number, onOpen: (upstream: Socket) => void, onFail: () => void): void {
   const upstream = new Socket();
   upstream.once('error', () => { onFail(); client.destroy(); });
   upstream.connect(port, host, () => {
+    relayed.add(client);
+    client.once('close', () => relayed.delete(client));
     onOpen(upstream);
     client.pipe(upstream).pipe(client);
     client.on('error', () => upstream.destroy());
@@ -181,13 +198,48 @@ function socks5Proxy(cfg: ProxyConfig): Server {
   });
 }
 
+/** SOCKS4 (no SOCKS4a, no auth: the user id is ignored); CONNECT only. */
+function socks4Proxy(cfg: ProxyConfig): Server {
+  const log = (a: ProxyAttempt) => appendFileSync(cfg.logFile, `${JSON.stringify(a)}\n`);
+  const reply = (code: number) => Buffer.from([0, code, 0, 0, 0, 0, 0, 0]);
+  return createServer((client) => {
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf(0, 8); // VN CD PORT(2) IP(4) USERID NUL
+      if (buf.length < 9 || end === -1) { if (buf.length > 512) client.destroy(); return; }
+      client.off('data', onData);
+      client.pause();
+      const host = [...buf.subarray(4, 8)].join('.');
+      const port = buf.readUInt16BE(2);
+      const rest = buf.subarray(end + 1);
+      const target = `${host}:${port}`;
+      if (buf[0] !== 4 || buf[1] !== 1) { log({ kind: 'socks4', ok: false, target, reason: 'unsupported request' }); client.end(reply(0x5b)); return; }
+      if (!TEST_NETWORK.test(host)) { log({ kind: 'socks4', ok: false, target, reason: 'outside the test network' }); client.end(reply(0x5b)); return; }
+      pipeTo(client, host, port, (upstream) => {
+        log({ kind: 'socks4', ok: true, target, reason: 'connected' });
+        client.write(reply(0x5a));
+        if (rest.length > 0) upstream.write(rest);
+        client.resume();
+      }, () => { log({ kind: 'socks4', ok: false, target, reason: 'upstream refused' }); client.end(reply(0x5b)); });
+    };
+    client.on('data', onData);
+    client.on('error', () => client.destroy());
+  });
+}
+
 if (process.argv[1] !== undefined && fileURLToPath(new URL(`file://${process.argv[1]}`)) === SELF) {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as ProxyConfig;
-  const servers = [httpConnectProxy(cfg), socks5Proxy(cfg)];
-  await Promise.all([
-    new Promise<void>((r) => servers[0]?.listen(PROXY_PORTS.http, PROXY_ADDRESSES.http, r)),
-    new Promise<void>((r) => servers[1]?.listen(PROXY_PORTS.socks, PROXY_ADDRESSES.socks, r)),
-  ]);
+  const servers: Array<[Server, number, string]> = [
+    [httpConnectProxy(cfg), PROXY_PORTS.http, PROXY_ADDRESSES.http],
+    [socks5Proxy(cfg), PROXY_PORTS.socks, PROXY_ADDRESSES.socks],
+    [socks4Proxy(cfg), PROXY_PORTS.socks4, PROXY_ADDRESSES.socks4],
+  ];
+  await Promise.all(servers.map(([server, port, address]) => new Promise<void>((r) => server.listen(port, address, r))));
   process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGUSR1', () => {
+    for (const socket of relayed) socket.destroy();
+    process.stdout.write(`DROPPED ${relayed.size}\n`);
+  });
   process.stdout.write('READY\n');
 }

@@ -46,13 +46,13 @@ export interface Topology {
   destroy(): Promise<void>;
 }
 
-/** Makes sure the `torvm` system user exists (idempotent; serialized with other test files). */
+/** Makes sure the `torvm-qemu` system user (QEMU's) exists (idempotent; serialized with other test files). */
 export function ensureTorvmUser(): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'torvm'], { encoding: 'utf8', timeout: 5_000 }).trim());
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'torvm-qemu'], { encoding: 'utf8', timeout: 5_000 }).trim());
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    execFileSync('flock', ['/tmp/torvm-useradd.lock', 'sh', '-c', 'id torvm >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin torvm'], { timeout: 30_000 });
+    execFileSync('flock', ['/tmp/torvm-useradd.lock', 'sh', '-c', 'id torvm-qemu >/dev/null 2>&1 || { getent group torvm-qemu >/dev/null || groupadd --system torvm-qemu; useradd --system --gid torvm-qemu --no-create-home --shell /usr/sbin/nologin torvm-qemu; }'], { timeout: 30_000 });
     return { uid: id('-u'), gid: id('-g') };
   }
 }

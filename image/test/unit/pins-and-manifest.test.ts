@@ -1,12 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPins } from '../../src/pins.ts';
 import { ROOTS } from '../../src/pin.ts';
-import { PROGRAMS } from '../../src/rootfs.ts';
+import { CA_BUNDLE, DATA_FILES, PROGRAMS, caBundle } from '../../src/rootfs.ts';
+import { GEOIP_FILE } from '../../../packages/torvm/src/core/torrc.ts';
 import { dependencyNames, parseStanzas } from '../../src/apt.ts';
 import { parseImageManifest, readVerifiedImage, type ImageManifest } from '../../../packages/torvm/src/vm/image-manifest.ts';
 import { isTorvmError } from '../../../packages/torvm/src/core/errors.ts';
@@ -19,11 +20,39 @@ describe('package pins', () => {
       assert.equal(new Set(names).size, names.length);
       for (const root of ROOTS) assert.ok(names.includes(root), `${root} is not pinned`);
       for (const prog of PROGRAMS) assert.ok(names.includes(prog.pkg), `${prog.pkg} is not pinned`);
+      for (const file of DATA_FILES) assert.ok(names.includes(file.pkg), `${file.pkg} is not pinned`);
       assert.ok(names.includes(pins.kernelPackage));
       assert.equal(pins.kernelPackage, `linux-image-${pins.kernelRelease}`);
       assert.ok(pins.packages.every((p) => p.architecture === pins.debianArch || p.architecture === 'all'));
     });
   }
+});
+
+describe('GeoIP data', () => {
+  it('the image ships the GeoIP file the torrc names (IPv4 only: RAM)', () => {
+    assert.ok(DATA_FILES.some((f) => f.pkg === 'tor-geoipdb' && f.path === GEOIP_FILE));
+    assert.ok(!DATA_FILES.some((f) => f.path.endsWith('geoip6')));
+  });
+});
+
+describe('TLS root store', () => {
+  it('concatenates every root of ca-certificates in name order, each ending in a newline; refuses an empty package', () => {
+    const root = mkdtempSync(join(tmpdir(), 'tvca-'));
+    try {
+      const dir = join(root, CA_BUNDLE.sourceDir);
+      mkdirSync(dir, { recursive: true });
+      for (let i = 60; i > 0; i--) writeFileSync(join(dir, `Root_${String(i).padStart(2, '0')}.crt`), i % 2 ? `PEM ${i}\n` : `PEM ${i}`);
+      writeFileSync(join(dir, 'README'), 'not a certificate');
+      const bundle = caBundle(new Map([[CA_BUNDLE.pkg, root]])).toString();
+      const lines = bundle.split('\n');
+      assert.equal(lines.length, 61);
+      assert.equal(lines[0], 'PEM 1');
+      assert.equal(lines[59], 'PEM 60');
+      assert.throws(() => caBundle(new Map([[CA_BUNDLE.pkg, join(root, 'nothing')]])), /0 root certificates/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('apt output parsing', () => {

@@ -5,7 +5,7 @@
  *   vanilla    IP:PORT [FINGERPRINT]
  *   obfs4      obfs4 IP:PORT FINGERPRINT cert=BASE64 iat-mode=0|1|2
  *   snowflake  snowflake IP:PORT FINGERPRINT [fingerprint=… url=… fronts=… ice=… utls-imitate=…]
- *   meek_lite  meek_lite IP:PORT FINGERPRINT url=… [front=… utls=…]   ("meek-azure" is read as meek_lite)
+ *   meek_lite  meek_lite IP:PORT [FINGERPRINT] url=… [front=… utls=…]   ("meek-azure" is read as meek_lite)
  *   webtunnel  webtunnel IP:PORT FINGERPRINT url=… [ver=…]
  */
 import { checkFingerprint, parseHostPort } from './validators.ts';
@@ -22,8 +22,25 @@ export interface BridgeLine {
   args: Array<[string, string]>;
 }
 
+/**
+ * Transports whose lines may leave out the bridge's fingerprint. Tor accepts a
+ * Bridge line without one (it learns the identity at connect time); the other
+ * transports' clients need it (obfs4's cert binds to it, snowflake picks its
+ * bridge by it), and all their published lines carry one. meek_lite's does
+ * not: its server behind the CDN is picked by the url, so Tor Browser's
+ * built-in meek line names no fingerprint.
+ */
+const FINGERPRINT_OPTIONAL: ReadonlySet<Transport> = new Set<Transport>(['vanilla', 'meek_lite']);
+
 /** Per-transport argument grammar: allowed keys and their value patterns. */
 const URL_VALUE = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/%-]*)?$/;
+/**
+ * meek_lite also takes plain http:// (obfs4proxy's meek_lite speaks both):
+ * for a self-hosted meek server without a CDN. It leaks nothing Tor's own TLS
+ * does not already hide, but it has no domain fronting, and the meek traffic
+ * itself is plain to see. TLS certificates are always verified for https://.
+ */
+const MEEK_URL_VALUE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/%-]*)?$/;
 const HOST_LIST = /^[A-Za-z0-9.-]+(?:,[A-Za-z0-9.-]+)*$/;
 const ICE_LIST = /^stuns?:[A-Za-z0-9.-]+(?::\d{1,5})?(?:,stuns?:[A-Za-z0-9.-]+(?::\d{1,5})?)*$/;
 const HEX40 = /^[0-9A-Fa-f]{40}$/;
@@ -39,7 +56,7 @@ const ARG_RULES: Record<Exclude<Transport, 'vanilla'>, { required: string[]; all
   },
   meek_lite: {
     required: ['url'],
-    allowed: { url: URL_VALUE, front: /^[A-Za-z0-9.-]+$/, utls: /^[A-Za-z0-9_-]{1,40}$/ },
+    allowed: { url: MEEK_URL_VALUE, front: /^[A-Za-z0-9.-]+$/, utls: /^[A-Za-z0-9_-]{1,40}$/ },
   },
   webtunnel: {
     required: ['url'],
@@ -82,7 +99,7 @@ export function parseBridgeLine(input: string): BridgeParse {
     return { ok: true, bridge: { transport, host: address.host, port: address.port, fingerprint, args: [] } };
   }
 
-  if (!fingerprint) return { ok: false, error: `needs a fingerprint for ${transport}` };
+  if (!fingerprint && !FINGERPRINT_OPTIONAL.has(transport)) return { ok: false, error: `needs a fingerprint for ${transport}` };
   const rules = ARG_RULES[transport];
   const args: Array<[string, string]> = [];
   const seen = new Set<string>();

@@ -7,11 +7,11 @@
  * public (every Tor Browser ships them), so unlike user bridge lines they are
  * not secrets; they are still never logged, because they share the code path.
  *
+ * meek: upstream's line has no fingerprint (the CDN's url picks the server),
+ * which core/bridge-line.ts allows for meek_lite only. Public copies of the
+ * Moat service's built-in list carry the same line (compared 2026-11-25).
+ *
  * Left out on purpose:
- *   - meek: upstream's line (`meek_lite 192.0.2.20:80 url=https://1603026938.rsc.cdn77.org
- *     front=www.phpmyadmin.net utls=HelloRandomizedALPN`) has no fingerprint, which
- *     core/bridge-line.ts requires for every transport; the older line with a
- *     fingerprint points at meek.azureedge.net, which Azure shut down.
  *   - conjure and webtunnel: the VM image ships no client for them.
  *
  * Snowflake caveat: the image's snowflake-client is Debian bookworm's 2.5.1,
@@ -21,7 +21,7 @@
 import { parseBridgeLine, type Transport } from './bridge-line.ts';
 
 /** Transports with built-in bridges, in the order a user is offered them. */
-export const BUILTIN_TRANSPORTS = ['obfs4', 'snowflake'] as const satisfies readonly Transport[];
+export const BUILTIN_TRANSPORTS = ['obfs4', 'snowflake', 'meek_lite'] as const satisfies readonly Transport[];
 export type BuiltinTransport = (typeof BUILTIN_TRANSPORTS)[number];
 
 /** Tor Browser's `recommendedDefault`: what `useBuiltin` means unless a transport is named. */
@@ -49,6 +49,9 @@ export const BUILTIN_BRIDGES: Readonly<Record<BuiltinTransport, readonly string[
   snowflake: [
     `snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72 fingerprint=2B280B23E1107BB62ABFC40DDCC8824814F80A72 ${SNOWFLAKE_ARGS}`,
     `snowflake 192.0.2.4:80 8838024498816A039FCBBAB14E6F40A0843051FA fingerprint=8838024498816A039FCBBAB14E6F40A0843051FA ${SNOWFLAKE_ARGS}`,
+  ],
+  meek_lite: [
+    'meek_lite 192.0.2.20:80 url=https://1603026938.rsc.cdn77.org front=www.phpmyadmin.net utls=HelloRandomizedALPN',
   ],
 };
 

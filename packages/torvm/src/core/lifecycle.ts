@@ -181,7 +181,7 @@ export class Lifecycle {
 
     // 2. Teardown: each state exactly once, whatever happened above.
     const reason: EndReason = failure !== undefined ? 'failed' : (this.#stopKind ?? 'user-stop');
-    const keepBlocking = reason !== 'user-stop' || this.#options.lockdown;
+    let keepBlocking = reason !== 'user-stop' || this.#options.lockdown;
     const teardownErrors: LifecycleResult['teardownErrors'] = [];
     for (const t of TEARDOWN) {
       this.#enter(t, visited);
@@ -189,6 +189,8 @@ export class Lifecycle {
         await this.#runState(t, { attempt: 1, ending: { reason, keepBlocking, ...(failure !== undefined ? { error: failure } : {}) } }, new AbortController().signal);
       } catch (err) {
         teardownErrors.push({ state: t, error: err });
+        // The network opens only once the VM is known to be gone.
+        if (t === 'Shutdown') keepBlocking = true;
       }
     }
     this.#current = null;

@@ -2,7 +2,8 @@
  * The daemon: wiring only. It builds the parts, serves the local API and runs
  * the lifecycle: once (`torvm up`, which exits when the run ends) or on demand
  * (`service` mode, started and stopped through the API, for the GUI).
- * SIGINT/SIGTERM become a cancel (the kill switch stays on); an API stop is a
+ * SIGINT/SIGTERM/SIGHUP (a closed terminal) become a cancel (the kill switch
+ * stays on), never a silent death without teardown; an API stop is a
  * user stop (which may release it).
  */
 import { bridgeLogSecrets } from '../core/bridge-secrets.ts';
@@ -140,7 +141,8 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
   };
   // Service mode: wait for start/stop through the API, until a signal.
   if (o.mode === 'service') status.update((s) => { s.state = 'Stopped'; });
-  const api = await startApiServer(config.api.socketPath, [...CORE_ROUTES, ...(o.routes ?? [])], control, { gid: vmUser.gid });
+  const apiGid = await createPlatformServices(config, runner).ensureApiGroup();
+  const api = await startApiServer(config.api.socketPath, [...CORE_ROUTES, ...(o.routes ?? [])], control, { gid: apiGid });
 
   let exitRequested: (() => void) | null = null;
   const exit = new Promise<void>((resolve) => { exitRequested = resolve; });
@@ -151,6 +153,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     await o.onReady?.(control);
     if (o.mode === 'once') {
@@ -166,6 +169,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     api.closeAllConnections();
     await new Promise<void>((resolve) => api.close(() => resolve()));
   }

@@ -96,10 +96,10 @@ const CHECKS: Array<{ name: string; required: boolean; probe: Probe }> = [
   {
     name: 'torvm-user', required: true, probe: async ({ runner }) => {
       try {
-        await runner.run('id', ['-u', 'torvm'], { timeoutMs: 5000 });
-        return { ok: true, detail: 'the torvm system user exists' };
+        await runner.run('id', ['-u', 'torvm-qemu'], { timeoutMs: 5000 });
+        return { ok: true, detail: 'the torvm-qemu system user exists' };
       } catch {
-        return { ok: false, detail: 'the torvm system user (which QEMU runs as) does not exist', fix: 'useradd --system --no-create-home --shell /usr/sbin/nologin torvm' };
+        return { ok: false, detail: 'the torvm-qemu system user (which QEMU runs as) does not exist', fix: 'groupadd --system torvm-qemu && useradd --system --gid torvm-qemu --no-create-home --shell /usr/sbin/nologin torvm-qemu (TorVM also creates it at start)' };
       }
     },
   },

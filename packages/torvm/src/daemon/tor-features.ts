@@ -119,8 +119,12 @@ export function attachTorStatus(client: TorStatusSource, status: StatusSink, o: 
   };
 }
 
+/** Tor's placeholder identity for a hop it has not learned yet (a bridge line without fingerprint). */
+const UNKNOWN_IDENTITY = /^0{40}$/;
+
 function toHop(h: { fingerprint: string | undefined; nickname: string | undefined }): Hop {
-  return { fingerprint: h.fingerprint ?? null, nickname: h.nickname ?? null, country: null };
+  const fingerprint = h.fingerprint === undefined || UNKNOWN_IDENTITY.test(h.fingerprint) ? null : h.fingerprint;
+  return { fingerprint, nickname: h.nickname ?? null, country: null };
 }
 
 /** One line of `GETINFO circuit-status`: `ID STATUS [PATH] [KEY=VALUE...]`. */

@@ -106,6 +106,8 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
 
     async EngageKillSwitch() {
       await setKillSwitch('booting');
+      // Engaging started the host network's watch (it repairs from now on, and after a blocked stop); this logs its repairs.
+      watcher ??= await hostNetwork.watch((e) => log.warn(`host networking drifted (${e.reason}); put back: ${e.repaired.join(', ')}`));
     },
 
     async CreateTAP() {
@@ -160,7 +162,10 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
         const snap = monitor.snapshot;
         status.update((s) => { s.bootstrap = { progress: snap.progress, tag: snap.tag, summary: snap.summary, problem: snap.lastProblem?.message ?? null }; });
       };
-      const off = client.onEvent(() => publish());
+      // Tor's events, and the monitor's own findings (a proxy problem is named after an async GETCONF).
+      const offEvents = client.onEvent(() => publish());
+      const offMonitor = monitor.onChange(() => publish());
+      const off = () => { offEvents(); offMonitor(); };
       try {
         await monitor.start({ signal });
         publish();
@@ -175,7 +180,6 @@ export function createDaemonWorks(deps: DaemonDeps): LifecycleWorks {
       const { supervisor } = requireVm();
       await setKillSwitch('connected');
       if (config.lanGateway.enabled && deps.startLanGateway) lanGateway ??= await deps.startLanGateway();
-      watcher ??= await hostNetwork.watch((e) => log.warn(`host networking drifted (${e.reason}); put back: ${e.repaired.join(', ')}`));
       const exit = new Promise<VmExit>((resolve) => { unexpectedExit = resolve; supervisor.once('exit', resolve); });
       try {
         const x = await Promise.race([exit, untilAborted(signal)]);

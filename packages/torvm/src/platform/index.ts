@@ -9,7 +9,7 @@ import type { PolicyState } from '../core/policy.ts';
 import type { CommandRunner } from './exec.ts';
 import type { FirewallStatus, HostNetworkLifecycle } from './host-network.ts';
 import { createLinuxHostNetwork } from './linux/host-network.ts';
-import { ensureSystemUser } from './linux/system-user.ts';
+import { ensureSystemGroup, ensureSystemUser } from './linux/system-user.ts';
 import { checkQemuBinary } from './linux/qemu-binary.ts';
 import { createLinuxAccelProbe } from './linux/accel.ts';
 import { linuxProcessInspector } from './linux/process-inspector.ts';
@@ -71,6 +71,8 @@ export interface PlatformServices {
   accelProbe(qemuBinary: string): AccelProbe;
   /** The unprivileged user QEMU runs as (created if missing). */
   ensureVmUser(): Promise<{ name: string; uid: number; gid: number }>;
+  /** The group allowed on the API socket (created if missing); never QEMU's. */
+  ensureApiGroup(): Promise<number>;
   stateDiskFormatter: StateDiskFormatter;
   processInspector: ProcessInspector;
   hostNetwork(options: { uid: number; gid: number; log: (line: string) => void }): HostNetworkLifecycle & HostNetworkControl;
@@ -86,6 +88,7 @@ export function createPlatformServices(config: TorvmConfig, runner: CommandRunne
     checkQemu: (path) => checkQemuBinary(path, runner),
     accelProbe: (qemuBinary) => createLinuxAccelProbe({ runner, qemuBinary }),
     ensureVmUser: () => ensureSystemUser(runner),
+    ensureApiGroup: () => ensureSystemGroup(runner),
     stateDiskFormatter: mkfsExt4Formatter(runner),
     processInspector: linuxProcessInspector,
     hostNetwork: ({ uid, gid, log }) => createLinuxHostNetwork({ runner, log, stateDir: config.vm.stateDir, network: { ...config.network, lanGateway: config.lanGateway }, torvmUid: uid, torvmGid: gid }),

@@ -18,6 +18,13 @@ export interface ServiceDescription {
   readonly group: string;
   /** config.service.autostart: start protecting at boot, and block the network from early boot until then. */
   readonly autostart: boolean;
+  /** config.network.lockdown: the network stays blocked whenever TorVM is not protecting, so from early boot too. */
+  readonly lockdown: boolean;
+}
+
+/** Whether the network must be blocked from early boot: when TorVM starts at boot, and in lockdown. */
+export function blocksFromEarlyBoot(d: ServiceDescription): boolean {
+  return d.autostart || d.lockdown;
 }
 
 /** One file a service install writes. */

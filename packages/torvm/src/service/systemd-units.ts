@@ -1,7 +1,9 @@
 /**
  * The systemd units of TorVM (PURE), rendered from a ServiceDescription.
  *
- *   torvm-early-boot-blocking.service   only with autostart. Before network-pre.target:
+ *   torvm-early-boot-blocking.service   with autostart or lockdown. Before network-pre.target,
+ *                                       after nftables/firewalld (whose `flush ruleset` would
+ *                                       otherwise wipe it):
  *                                       `torvm killswitch engage --state blocked`, so at boot
  *                                       nothing leaves before any interface is up, until the
  *                                       daemon takes over (Mullvad's early-boot blocking).
@@ -18,7 +20,7 @@
  * the VM (so /etc stays writable: ProtectSystem=true, not full/strict). No
  * MemoryDenyWriteExecute: node's JIT and QEMU's TCG both need W+X memory.
  */
-import { SERVICE_MARKER, daemonArgv, earlyBlockArgv, validateServiceDescription, type ServiceDescription, type ServiceFile } from './service-description.ts';
+import { SERVICE_MARKER, blocksFromEarlyBoot, daemonArgv, earlyBlockArgv, validateServiceDescription, type ServiceDescription, type ServiceFile } from './service-description.ts';
 
 export const SYSTEMD_MAIN_UNIT = 'torvm.service';
 export const SYSTEMD_EARLY_BOOT_UNIT = 'torvm-early-boot-blocking.service';
@@ -50,7 +52,8 @@ function earlyBootUnit(d: ServiceDescription): string {
     ['Unit', [
       'Description=TorVM early-boot network blocking (until the TorVM daemon takes over)',
       'DefaultDependencies=no',
-      'After=local-fs.target',
+      // nftables.service and firewalld flush the whole ruleset when they start: go after them.
+      'After=local-fs.target nftables.service firewalld.service',
       'Before=network-pre.target torvm.service shutdown.target',
       'Wants=network-pre.target',
       'Conflicts=shutdown.target',
@@ -71,8 +74,8 @@ function mainUnit(d: ServiceDescription): string {
   return unit([
     ['Unit', [
       'Description=TorVM: all TCP and DNS of this computer through Tor in a VM, fail-closed',
-      `After=network-pre.target${d.autostart ? ` ${SYSTEMD_EARLY_BOOT_UNIT}` : ''}`,
-      ...(d.autostart ? [`Wants=${SYSTEMD_EARLY_BOOT_UNIT}`] : []),
+      `After=network-pre.target${blocksFromEarlyBoot(d) ? ` ${SYSTEMD_EARLY_BOOT_UNIT}` : ''}`,
+      ...(blocksFromEarlyBoot(d) ? [`Wants=${SYSTEMD_EARLY_BOOT_UNIT}`] : []),
       'StartLimitIntervalSec=300',
       'StartLimitBurst=5',
     ]],
@@ -109,11 +112,11 @@ function mainUnit(d: ServiceDescription): string {
   ], header('The TorVM daemon in service mode; `torvm status` and the GUI talk to it.'));
 }
 
-/** The units for this description: the daemon, and with autostart the early-boot blocker. */
+/** The units for this description: the daemon, and with autostart or lockdown the early-boot blocker. */
 export function renderSystemdUnits(d: ServiceDescription): ServiceFile[] {
   validateServiceDescription(d);
   const files: ServiceFile[] = [];
-  if (d.autostart) files.push({ name: SYSTEMD_EARLY_BOOT_UNIT, content: earlyBootUnit(d), mode: 0o644 });
+  if (blocksFromEarlyBoot(d)) files.push({ name: SYSTEMD_EARLY_BOOT_UNIT, content: earlyBootUnit(d), mode: 0o644 });
   files.push({ name: SYSTEMD_MAIN_UNIT, content: mainUnit(d), mode: 0o644 });
   return files;
 }

@@ -2,12 +2,14 @@
  * Follows Tor's bootstrap (STATUS_CLIENT BOOTSTRAP events, seeded and
  * re-seeded after every reconnect by `GETINFO status/bootstrap-phase`) and
  * explains failures in Tor's own words: a BOOTSTRAP PROBLEM's WARNING/REASON,
- * a clock-skew report or a pluggable-transport failure, rather than a bare
+ * a clock-skew report, a pluggable-transport failure or an upstream-proxy
+ * failure named in plain words (see proxy-problem.ts), rather than a bare
  * "timed out".
  */
 import { TorvmError } from '../core/errors.ts';
 import type { CallOptions, ControlClientState } from './control-client.ts';
 import { parseBootstrapStatus, type BootstrapStatus, type TorEvent, type TorEventName } from './events.ts';
+import { configuredProxyFromConf, describeProxyFailure, PROXY_ADDRESS_KEYS, type ConfiguredProxy, type ProxyFailure } from './proxy-problem.ts';
 
 /** The part of TorControlClient the monitor needs (a fake in unit tests). */
 export interface BootstrapSource {
@@ -15,11 +17,13 @@ export interface BootstrapSource {
   onStateChange(listener: (state: ControlClientState) => void): () => void;
   getInfo(keys: readonly string[], options?: CallOptions): Promise<Map<string, string>>;
   enableEvents(events: readonly TorEventName[], options?: CallOptions): Promise<void>;
+  /** To name the upstream proxy in a proxy problem (addresses only). Without it, proxy problems are not recognised. */
+  getConf?(keys: readonly string[], options?: CallOptions): Promise<Map<string, string[]>>;
 }
 
 /** A problem Tor reported while bootstrapping, in its words. */
 export interface BootstrapProblem {
-  source: 'bootstrap' | 'clock-skew' | 'transport';
+  source: 'bootstrap' | 'clock-skew' | 'transport' | 'proxy';
   /** One readable sentence built from Tor's fields. */
   message: string;
   /** Tor's fields as sent (WARNING, REASON, RECOMMENDATION, COUNT, host; SKEW/SOURCE for clock skew). */
@@ -46,8 +50,9 @@ export interface WaitBootstrapOptions {
   stallTimeoutMs?: number;
   /**
    * Which problems end the wait at once: 'warn' (default) = those Tor itself
-   * recommends warning about, clock skew and transport failures; 'any' = every
-   * problem; 'never' = only the stall timer ends the wait.
+   * recommends warning about, clock skew and transport failures, but not an
+   * upstream-proxy failure (Tor keeps retrying, and the proxy can be fixed
+   * live); 'any' = every problem; 'never' = only the stall timer ends the wait.
    */
   failOn?: 'warn' | 'any' | 'never';
 }
@@ -70,6 +75,9 @@ export class BootstrapMonitor {
   private tag = '';
   private summary = '';
   private lastProblem: BootstrapProblem | undefined;
+  /** The latest upstream-proxy failure since bootstrap last moved forward. */
+  private proxyFailure: ProxyFailure | undefined;
+  private proxyLookup: Promise<ConfiguredProxy | undefined> | undefined;
   private readonly warnings: string[] = [];
   private readonly listeners = new Set<(snapshot: BootstrapSnapshot, problem: BootstrapProblem | undefined) => void>();
   private readonly unsubscribe: Array<() => void> = [];
@@ -183,6 +191,7 @@ export class BootstrapMonitor {
     } else if (event.type === 'LOG' && (event.severity === 'WARN' || event.severity === 'ERR')) {
       this.warnings.push(event.message);
       if (this.warnings.length > MAX_WARNINGS) this.warnings.shift();
+      if (this.progress < 100 && /proxy/i.test(event.message)) void this.checkProxyWarning(event.message);
       if (TRANSPORT_FAILURES.some((pattern) => pattern.test(event.message))) {
         this.report({
           source: 'transport', message: `Tor reports a pluggable transport failure: ${event.message}`,
@@ -192,7 +201,35 @@ export class BootstrapMonitor {
     }
   }
 
+  /**
+   * A WARN line that may be about the upstream proxy: asks Tor which proxy it
+   * uses (once per line; the proxy can change live) and reports the failure
+   * in plain words. A refused login is in no BOOTSTRAP event, only here.
+   */
+  private async checkProxyWarning(message: string): Promise<void> {
+    let proxy: ConfiguredProxy | undefined;
+    if (this.source.getConf) {
+      this.proxyLookup ??= this.source.getConf([...PROXY_ADDRESS_KEYS], { timeoutMs: 10_000 })
+        .then(configuredProxyFromConf, () => undefined)
+        .finally(() => { this.proxyLookup = undefined; });
+      proxy = await this.proxyLookup;
+    }
+    const failure = describeProxyFailure(message, proxy);
+    if (!failure || this.progress >= 100) return;
+    this.proxyFailure = failure;
+    this.report({ ...this.proxyProblem(failure), warning: message });
+  }
+
+  private proxyProblem(failure: ProxyFailure): BootstrapProblem {
+    return { source: 'proxy', message: failure.text, warning: undefined, reason: failure.kind, recommendation: 'warn', count: undefined, host: undefined };
+  }
+
   private apply(status: BootstrapStatus, { allowBackwards }: { allowBackwards: boolean }): void {
+    if (status.kind === 'problem' && this.proxyFailure) {
+      // Tor's generic report (REASON=MISC …) of the same failure: keep the proxy's plain words.
+      this.report({ ...this.proxyProblem(this.proxyFailure), warning: status.warning, count: status.count, host: status.host });
+      return;
+    }
     if (status.kind === 'problem') {
       this.report({
         source: 'bootstrap',
@@ -206,6 +243,9 @@ export class BootstrapMonitor {
       return;
     }
     if (!allowBackwards && status.progress < this.progress) return;
+    if (status.progress > this.progress) this.proxyFailure = undefined;
+    // Past the first hop the proxy works, and at 100% nothing is a bootstrap problem any more.
+    if (status.progress >= 100 || (this.lastProblem?.source === 'proxy' && status.progress > this.progress)) this.lastProblem = undefined;
     this.progress = status.progress;
     this.tag = status.tag;
     this.summary = status.summary;
@@ -245,6 +285,7 @@ export class BootstrapMonitor {
 function endsWait(problem: BootstrapProblem, failOn: 'warn' | 'any' | 'never'): boolean {
   if (failOn === 'never') return false;
   if (failOn === 'any') return true;
+  if (problem.source === 'proxy') return false;
   return problem.source !== 'bootstrap' || problem.recommendation?.toLowerCase() === 'warn';
 }
 
@@ -269,6 +310,8 @@ function problemError(problem: BootstrapProblem, snapshot: BootstrapSnapshot): T
       ? "Fix the VM's clock (it follows the host's clock)."
       : problem.source === 'transport'
         ? 'Check the pluggable transport binary and the bridge lines.'
+        : problem.source === 'proxy'
+          ? 'Check the proxy settings: torvm proxy show, torvm proxy set.'
         : 'Check the bridges and the network; Tor keeps retrying on its own.',
     details: { ...snapshot, problem },
   });

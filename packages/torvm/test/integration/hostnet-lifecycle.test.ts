@@ -60,7 +60,7 @@ describe('linux host networking (namespaces)', { skip, timeout: 300_000 }, () =>
     await n.up();
     try {
       const link = JSON.parse((await run('ip', ['-json', '-d', 'link', 'show', 'torvm0'], { netns: topo.host })).stdout) as Array<{ linkinfo?: { info_data?: { user?: string; group?: string } } }>;
-      assert.equal(link[0]?.linkinfo?.info_data?.user, 'torvm');
+      assert.equal(link[0]?.linkinfo?.info_data?.user, 'torvm-qemu');
       const neigh = (await run('ip', ['neigh', 'show', 'dev', 'torvm0'], { netns: topo.host })).stdout;
       assert.match(neigh, /10\.10\.10\.1 lladdr 52:54:00:10:10:01 PERMANENT/);
       assert.match((await run('ip', ['route', 'get', '203.0.113.10'], { netns: topo.host })).stdout, /via 10\.10\.10\.1 dev torvm0/);

@@ -5,7 +5,7 @@ import { copyFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCommandRunner } from '../../src/platform/exec.ts';
 import { checkQemuBinary } from '../../src/platform/linux/qemu-binary.ts';
-import { ensureSystemUser } from '../../src/platform/linux/system-user.ts';
+import { ensureSystemGroup, ensureSystemUser } from '../../src/platform/linux/system-user.ts';
 import { isTorvmError } from '../../src/core/errors.ts';
 import { QEMU, makeTempDir, requirePrerequisites } from './vm-fixtures.ts';
 
@@ -30,11 +30,17 @@ test('a copy of QEMU outside the allowlist is untrusted; a missing path is ERR_Q
   }
 });
 
-test('ensureSystemUser creates the torvm system user idempotently', async (t) => {
+test('ensureSystemUser creates the torvm-qemu system user idempotently, apart from the torvm API group', async (t) => {
   if (!requirePrerequisites(t, true)) return;
   const runner = createCommandRunner();
   const first = await ensureSystemUser(runner);
   const second = await ensureSystemUser(runner);
   assert.deepEqual(first, second);
+  assert.equal(first.name, 'torvm-qemu');
   assert.ok(first.uid > 0 && first.uid < 1000, 'a system uid');
+  const apiGid = await ensureSystemGroup(runner);
+  assert.equal(await ensureSystemGroup(runner), apiGid);
+  assert.notEqual(apiGid, first.gid, "QEMU's group is not the API group");
+  const groups = (await runner.run('id', ['-G', first.name], { timeoutMs: 5_000 })).stdout.trim().split(/\s+/).map(Number);
+  assert.ok(!groups.includes(apiGid), 'QEMU\'s user is not in the API group, so a guest escape cannot use the API socket');
 });

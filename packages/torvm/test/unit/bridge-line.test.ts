@@ -14,6 +14,10 @@ const GOOD: Array<[string, string]> = [
   [`obfs4 192.0.2.1:443 ${FP} cert=${CERT} iat-mode=2`, 'obfs4'],
   [`snowflake 192.0.2.3:80 ${FP} fingerprint=${FP} url=https://broker.example/ fronts=a.example,b.example ice=stun:stun.l.example:19302 utls-imitate=hellorandomizedalpn`, 'snowflake'],
   [`meek_lite 192.0.2.18:80 ${FP} url=https://meek.example/ front=ajax.example.com`, 'meek_lite'],
+  // Tor Browser's built-in meek line: meek_lite alone may leave out the fingerprint.
+  ['meek_lite 192.0.2.20:80 url=https://1603026938.rsc.cdn77.org front=www.phpmyadmin.net utls=HelloRandomizedALPN', 'meek_lite'],
+  // A self-hosted meek server over plain HTTP (the e2e test's); only meek_lite takes http://.
+  [`meek_lite 10.99.0.66:80 ${FP} url=http://10.99.0.66/`, 'meek_lite'],
   [`meek-azure 192.0.2.18:80 ${FP} url=https://meek.example/ front=ajax.example.com`, 'meek_lite'],
   [`webtunnel [2001:db8::2]:443 ${FP} url=https://wt.example/secret-path ver=0.0.1`, 'webtunnel'],
 ];
@@ -33,6 +37,11 @@ const BAD: Array<[string, RegExp]> = [
   [`fte 192.0.2.1:443 ${FP}`, /unknown transport/],
   [`snowflake 192.0.2.3:80 ${FP} url=http://broker.example/`, /invalid value for url/],
   [`meek_lite 192.0.2.18:80 ${FP}`, /needs url=/],
+  ['meek_lite 192.0.2.18:80', /needs url=/],
+  ['meek_lite 192.0.2.18:80 url=ftp://meek.example/', /invalid value for url/],
+  [`webtunnel 192.0.2.5:443 ${FP} url=http://wt.example/path`, /invalid value for url/],
+  ['snowflake 192.0.2.3:80 url=https://broker.example/', /needs a fingerprint for snowflake/],
+  ['webtunnel 192.0.2.5:443 url=https://wt.example/path', /needs a fingerprint for webtunnel/],
 ];
 
 for (const [line, transport] of GOOD) {

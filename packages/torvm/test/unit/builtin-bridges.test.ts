@@ -18,7 +18,9 @@ test('every built-in bridge line passes parseBridgeLine, under its own transport
       const parsed = parseBridgeLine(line);
       assert.ok(parsed.ok, `${line}: ${parsed.ok ? '' : parsed.error}`);
       assert.equal(parsed.bridge.transport, transport);
-      assert.ok(parsed.bridge.fingerprint, 'every line names its bridge');
+      // Tor Browser's meek line names no fingerprint (the url picks the server); every other line does.
+      if (transport === 'meek_lite') assert.equal(parsed.bridge.fingerprint, undefined);
+      else assert.ok(parsed.bridge.fingerprint, 'every line names its bridge');
     }
   }
 });
@@ -54,6 +56,15 @@ test('torrc golden: built-in snowflake bridges and a meek_lite line use their ow
   assert.ok(torrc.includes('ClientTransportPlugin snowflake exec /usr/bin/snowflake-client\n'));
   assert.ok(torrc.includes('ClientTransportPlugin meek_lite exec /usr/bin/obfs4proxy\n'));
   assert.ok(!torrc.includes('Bridge obfs4'), 'useBuiltin off adds no built-in line');
+});
+
+test('the built-in meek_lite line renders as Tor Browser ships it, without a fingerprint', () => {
+  const base = defaultConfig(testDefaults);
+  const r = validateConfig({ ...base, tor: { ...base.tor, bridges: { enabled: true, useBuiltin: false, lines: [...BUILTIN_BRIDGES.meek_lite] } } }, testDefaults);
+  assert.ok(r.ok);
+  const torrc = renderTorrc(r.config, runtime);
+  assert.ok(torrc.includes('Bridge meek_lite 192.0.2.20:80 url=https://1603026938.rsc.cdn77.org front=www.phpmyadmin.net utls=HelloRandomizedALPN\n'), torrc);
+  assert.ok(torrc.includes('ClientTransportPlugin meek_lite exec /usr/bin/obfs4proxy\n'));
 });
 
 test('usesTransportPlugin: true only when an enabled bridge needs a PT client (Tor refuses those under Sandbox 1)', async () => {

@@ -77,6 +77,21 @@ test('lockdown keeps blocking even after a user stop', async () => {
   assert.equal(host.firewall, 'blocked');
 });
 
+test('a user stop whose Shutdown fails (or times out) keeps blocking: the VM is not known to be gone', async () => {
+  for (const shutdown of [
+    async () => { throw new TorvmError('ERR_VM', 'QEMU did not exit after SIGKILL'); },
+    () => new Promise<void>(() => {}),
+  ]) {
+    const { host, works } = fakeHost({ Shutdown: shutdown });
+    const lc = new Lifecycle(works, { lockdown: false, timeouts: { Shutdown: 50 }, onTransition: (t) => { if (t.to === 'Running') setImmediate(() => lc.stop('user-stop')); } });
+    const r = await lc.run();
+    assert.equal(r.reason, 'user-stop');
+    assert.equal(r.keptBlocking, true);
+    assert.equal(host.firewall, 'blocked');
+    assert.deepEqual(r.teardownErrors.map((e) => e.state), ['Shutdown']);
+  }
+});
+
 test('Init may branch to Recover when a crashed run left a journal', async () => {
   const { works } = fakeHost({ Init: async () => {} });
   works.Init = async () => ({ goto: 'Recover' });

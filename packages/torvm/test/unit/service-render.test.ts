@@ -24,7 +24,7 @@ const golden = (name: string) => fileURLToPath(new URL(`./golden/service/${name}
 
 const LINUX: ServiceDescription = {
   nodePath: '/usr/bin/node', cliEntry: '/usr/lib/torvm/packages/torvm/bin/torvm.js', configPath: '/etc/torvm/config.json',
-  user: 'root', group: 'root', autostart: true,
+  user: 'root', group: 'root', autostart: true, lockdown: false,
 };
 
 describe('rendered service files (golden)', () => {
@@ -39,6 +39,17 @@ describe('rendered service files (golden)', () => {
       }
     });
   }
+
+  test('lockdown alone also blocks from early boot (a locked-down host must not boot open)', () => {
+    const files = renderSystemdUnits({ ...LINUX, autostart: false, lockdown: true });
+    assert.deepEqual(files.map((f) => f.name), [SYSTEMD_EARLY_BOOT_UNIT, SYSTEMD_MAIN_UNIT]);
+    assert.match(files[1]?.content ?? '', new RegExp(`^Wants=${SYSTEMD_EARLY_BOOT_UNIT}$`, 'm'));
+  });
+
+  test('the early-boot unit goes after nftables/firewalld, whose ruleset flush would wipe it', () => {
+    const early = renderSystemdUnits(LINUX).find((f) => f.name === SYSTEMD_EARLY_BOOT_UNIT)!.content;
+    assert.match(early, /^After=.*\bnftables\.service\b.*\bfirewalld\.service\b/m);
+  });
 
   test('the early-boot unit blocks before network-pre.target and never opens the network', () => {
     const early = renderSystemdUnits(LINUX).find((f) => f.name === SYSTEMD_EARLY_BOOT_UNIT)!.content;

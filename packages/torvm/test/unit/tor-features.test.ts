@@ -149,6 +149,8 @@ describe('parsers', () => {
   it('circuit-status lines, and junk is ignored', () => {
     assert.deepEqual(parseCircuitStatusLine(`12 BUILT $${FP_A}~x PURPOSE=HS_CLIENT_REND`), { id: '12', status: 'BUILT', purpose: 'HS_CLIENT_REND', hops: [{ fingerprint: FP_A, nickname: 'x', country: null }] });
     assert.deepEqual(parseCircuitStatusLine('5 LAUNCHED'), { id: '5', status: 'LAUNCHED', purpose: null, hops: [] });
+    // A bridge line without fingerprint (meek): Tor shows the bridge as all zeros until it learns the identity.
+    assert.deepEqual(parseCircuitStatusLine(`1 BUILT $${'0'.repeat(40)} PURPOSE=GENERAL`)?.hops, [{ fingerprint: null, nickname: null, country: null }]);
     assert.equal(parseCircuitStatusLine(''), undefined);
     assert.equal(parseCircuitStatusLine('OK'), undefined);
   });

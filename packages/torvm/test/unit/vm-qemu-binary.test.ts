@@ -46,7 +46,7 @@ function fakeUserDb(existing: { group?: boolean; user?: string }): CommandRunner
       if (file === 'getent' && args[0] === 'group') return state.group ? { stdout: 'torvm:x:998:\n', stderr: '', exitCode: 0 } : { stdout: '', stderr: '', exitCode: 2 };
       if (file === 'getent' && args[0] === 'passwd') return state.user ? { stdout: `${state.user}\n`, stderr: '', exitCode: 0 } : { stdout: '', stderr: '', exitCode: 2 };
       if (file === 'groupadd') { state.group = true; return { stdout: '', stderr: '', exitCode: 0 }; }
-      if (file === 'useradd') { state.user = 'torvm:x:998:998:TorVM QEMU:/nonexistent:/usr/sbin/nologin'; return { stdout: '', stderr: '', exitCode: 0 }; }
+      if (file === 'useradd') { state.user = 'torvm-qemu:x:998:998:TorVM QEMU:/nonexistent:/usr/sbin/nologin'; return { stdout: '', stderr: '', exitCode: 0 }; }
       throw new Error(`unexpected ${file}`);
     },
   };
@@ -54,18 +54,18 @@ function fakeUserDb(existing: { group?: boolean; user?: string }): CommandRunner
 
 test('ensureSystemUser creates group and user once, then is a no-op', async () => {
   const runner = fakeUserDb({});
-  assert.deepEqual(await ensureSystemUser(runner), { name: 'torvm', uid: 998, gid: 998 });
+  assert.deepEqual(await ensureSystemUser(runner), { name: 'torvm-qemu', uid: 998, gid: 998 });
   assert.ok(runner.calls.some((c) => c[0] === 'groupadd' && c.includes('--system')));
   const useradd = runner.calls.find((c) => c[0] === 'useradd') ?? [];
-  assert.deepEqual(useradd, ['useradd', '--system', '--gid', 'torvm', '--no-create-home', '--home-dir', '/nonexistent',
-    '--shell', '/usr/sbin/nologin', '--comment', 'TorVM QEMU', 'torvm']);
-  const again = fakeUserDb({ group: true, user: 'torvm:x:998:998::/nonexistent:/usr/sbin/nologin' });
+  assert.deepEqual(useradd, ['useradd', '--system', '--gid', 'torvm-qemu', '--no-create-home', '--home-dir', '/nonexistent',
+    '--shell', '/usr/sbin/nologin', '--comment', 'TorVM QEMU', 'torvm-qemu']);
+  const again = fakeUserDb({ group: true, user: 'torvm-qemu:x:998:998::/nonexistent:/usr/sbin/nologin' });
   await ensureSystemUser(again);
   assert.equal(again.calls.some((c) => c[0] === 'useradd' || c[0] === 'groupadd'), false);
 });
 
-test('ensureSystemUser refuses a torvm user with uid 0 and bad names', async () => {
-  await assert.rejects(ensureSystemUser(fakeUserDb({ group: true, user: 'torvm:x:0:0::/:/bin/sh' })), (e) => isTorvmError(e, 'ERR_INTERNAL'));
+test('ensureSystemUser refuses a torvm-qemu user with uid 0 and bad names', async () => {
+  await assert.rejects(ensureSystemUser(fakeUserDb({ group: true, user: 'torvm-qemu:x:0:0::/:/bin/sh' })), (e) => isTorvmError(e, 'ERR_INTERNAL'));
   await assert.rejects(ensureSystemUser(fakeUserDb({}), 'bad name'), (e) => isTorvmError(e, 'ERR_UNSAFE_VALUE'));
   assert.equal(parsePasswdLine('garbage'), null);
 });

@@ -10,7 +10,7 @@ import { TorvmError } from '../../core/errors.ts';
 import { createCommandRunner } from '../../platform/exec.ts';
 import { createServiceControl } from '../../platform/index.ts';
 import type { ServiceInstallResult, ServiceStatusReport, ServiceUninstallResult } from '../../service/service-control.ts';
-import type { ServiceDescription } from '../../service/service-description.ts';
+import { blocksFromEarlyBoot, type ServiceDescription } from '../../service/service-description.ts';
 import { effectiveConfig, type CliIo, type GlobalOptions } from '../context.ts';
 import type { CommandRunnerFn } from '../main.ts';
 
@@ -40,19 +40,20 @@ async function describeService(flags: ServiceFlags): Promise<ServiceDescription>
     user: 'root',
     group: 'root',
     autostart: config.service.autostart,
+    lockdown: config.network.lockdown,
   };
 }
 
 const argvLine = (argv: string[]) => argv.join(' ');
 
-function installText(r: ServiceInstallResult, autostart: boolean): string {
+function installText(r: ServiceInstallResult, description: ServiceDescription): string {
   const lines = [
     ...r.written.map((n) => `wrote     ${r.dir}/${n}`),
     ...r.unchanged.map((n) => `unchanged ${r.dir}/${n}`),
     ...r.removed.map((n) => `removed   ${r.dir}/${n} (no longer wanted)`),
-    autostart
-      ? 'autostart is on: at boot the network is blocked before any interface is up, until TorVM runs'
-      : 'autostart is off: the daemon starts at boot but protects only when started (set service.autostart to block from early boot)',
+    blocksFromEarlyBoot(description)
+      ? `${description.lockdown ? 'lockdown' : 'autostart'} is on: at boot the network is blocked before any interface is up, until TorVM runs`
+      : 'autostart and lockdown are off: the daemon starts at boot but protects only when started (set service.autostart to block from early boot)',
   ];
   if (r.activated) lines.push(`${r.manager} reloaded; enabled. Start it now with: systemctl start torvm.service`);
   if (r.note) lines.push(`note: ${r.note}`, ...r.nextSteps.map((s) => `  run: ${argvLine(s)}`));
@@ -93,7 +94,7 @@ export function registerServiceCommands(program: Command, io: CliIo, run: Comman
       if (flags.root === undefined && process.getuid?.() !== 0) throw new TorvmError('ERR_NOT_ROOT', 'installing a system service needs root', { hint: 'run it with sudo, or write under a directory with --root DIR' });
       const description = await describeService(flags);
       const result = await ctl.install(description, { force: flags.force ?? false });
-      io.out(flags.json ? JSON.stringify({ ok: true, ...result }, null, 2) : installText(result, description.autostart));
+      io.out(flags.json ? JSON.stringify({ ok: true, ...result }, null, 2) : installText(result, description));
       return 0;
     }));
 
