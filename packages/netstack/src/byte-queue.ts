@@ -26,15 +26,21 @@ export class ByteQueue {
         return;
       }
       n -= available;
-      this.#chunks.shift();
+      this.#chunks.shift(); // O(chunks), but the queue holds few (64 KiB socket reads)
       this.#head = 0;
     }
   }
 
   /** Copies n bytes starting `offset` bytes after the front. The range must lie within length. */
   copy(offset: number, n: number): Uint8Array {
-    if (offset < 0 || n < 0 || offset + n > this.#length) throw new RangeError('ByteQueue.copy out of range');
     const out = new Uint8Array(n);
+    this.copyInto(out, 0, offset, n);
+    return out;
+  }
+
+  /** Copies n bytes starting `offset` bytes after the front into target[targetOffset..]. The range must lie within length. */
+  copyInto(target: Uint8Array, targetOffset: number, offset: number, n: number): void {
+    if (offset < 0 || n < 0 || offset + n > this.#length) throw new RangeError('ByteQueue.copy out of range');
     let skip = offset + this.#head;
     let written = 0;
     for (const chunk of this.#chunks) {
@@ -44,10 +50,9 @@ export class ByteQueue {
         continue;
       }
       const take = Math.min(chunk.length - skip, n - written);
-      out.set(chunk.subarray(skip, skip + take), written);
+      target.set(take === chunk.length ? chunk : chunk.subarray(skip, skip + take), targetOffset + written);
       written += take;
       skip = 0;
     }
-    return out;
   }
 }

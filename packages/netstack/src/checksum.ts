@@ -4,13 +4,48 @@
  * pieces (pseudo-header, header, payload) can be added cheaply.
  */
 
-/** Adds the 16-bit big-endian words of data[start, end) to sum. An odd last byte is padded with zero. */
+/** Below this many bytes the plain byte loop is faster than setting up a word view. */
+const WORD_LOOP_MIN = 64;
+
+/**
+ * Adds the 16-bit big-endian words of data[start, end) to sum. An odd last byte is padded with zero.
+ *
+ * Long ranges are summed four bytes at a time through an aligned Uint32Array view
+ * (little-endian on every platform Node runs on). That is still the RFC 1071 sum:
+ * one's-complement addition commutes with byte swapping (RFC 1071 §2(B)), so the
+ * little-endian partial sum is folded and swapped back when the words it read
+ * started on an even offset from `start`.
+ */
 export function sumWords(data: Uint8Array, start = 0, end = data.length, sum = 0): number {
+  if (end - start >= WORD_LOOP_MIN && LITTLE_ENDIAN) return sumWordsAligned(data, start, end, sum);
   let i = start;
   const last = end - 1;
   for (; i < last; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
   if (i === last) sum += data[i]! << 8;
   // Fold now and then so the sum never leaves the safe-integer range.
+  return sum > 0x7fffffff ? (sum & 0xffff) + Math.floor(sum / 0x10000) : sum;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function sumWordsAligned(data: Uint8Array, start: number, end: number, sum: number): number {
+  // [start, a): bytes up to a 4-byte boundary; [a, b): whole 32-bit words; [b, end): the rest.
+  const a = start + ((4 - ((data.byteOffset + start) & 3)) & 3);
+  const words = (end - a) >>> 2;
+  const b = a + words * 4;
+  for (let i = start; i < a; i++) sum += ((i - start) & 1) === 0 ? data[i]! << 8 : data[i]!;
+  for (let i = b; i < end; i++) sum += ((i - start) & 1) === 0 ? data[i]! << 8 : data[i]!;
+  const view = new Uint32Array(data.buffer, data.byteOffset + a, words);
+  let le = 0;
+  // At most 2^14 words per 64 KiB, each adding < 2^17: far below 2^53, so no folding inside the loop.
+  for (let i = 0; i < words; i++) {
+    const w = view[i]!;
+    le += (w & 0xffff) + (w >>> 16);
+  }
+  while (le > 0xffff) le = (le & 0xffff) + Math.floor(le / 0x10000);
+  // Little-endian words whose first byte sits at an even offset from start are byte-swapped big-endian words.
+  if (((a - start) & 1) === 0) le = ((le & 0xff) << 8) | (le >>> 8);
+  sum += le;
   return sum > 0x7fffffff ? (sum & 0xffff) + Math.floor(sum / 0x10000) : sum;
 }
 

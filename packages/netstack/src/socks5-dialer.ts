@@ -150,6 +150,8 @@ export function socketUpstream(socket: Socket): Upstream {
     destroy: () => void socket.destroy(),
     pause: () => void socket.pause(),
     resume: () => void socket.resume(),
+    cork: () => socket.cork(),
+    uncork: () => socket.uncork(),
     attach(handlers) {
       let failure: Error | undefined;
       socket.on('data', (chunk: Buffer) => handlers.data(chunk));

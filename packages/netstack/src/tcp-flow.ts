@@ -6,7 +6,14 @@
  * so the client's connect() fails the way a refused connection does.
  *
  * Design choices for a lossless-ish local TUN link (see README.md):
- *   - no window scaling, no SACK, no congestion control (the far side is Tor);
+ *   - window scaling (RFC 7323 §2) when the client's SYN offers it, so that the
+ *     receive window can exceed 64 KiB; no congestion control (the far side is Tor);
+ *   - SACK (RFC 2018) as a receiver when the client's SYN permits it: pure ACKs
+ *     carry up to four blocks of the out-of-order data held, so the client's
+ *     loss recovery (SACK/RACK) fixes several holes per round trip instead of
+ *     waiting for RTOs. As a sender the stack ignores the client's SACK blocks;
+ *   - ACKs for in-order data are coalesced: one per flow per input batch (the
+ *     stack flushes after each batch), piggybacked on data when there is any;
  *   - out-of-order segments inside the window are buffered (bounded count) and
  *     answered with an immediate duplicate ACK;
  *   - retransmission: RFC 6298 RTO with Karn's rule, fast retransmit after 3
@@ -19,15 +26,23 @@
  */
 import type { Clock, TimerHandle } from './clock.ts';
 import { ByteQueue } from './byte-queue.ts';
-import { ACK, FIN, PSH, RST, SYN, buildTcpPacket, seq, type TcpSegment } from './tcp-segment.ts';
+import { ACK, FIN, MAX_SACK_BLOCKS, MAX_WSCALE, PSH, RST, SYN, buildTcpPacket, seq, type TcpSegment } from './tcp-segment.ts';
 import type { Upstream } from './upstream.ts';
+import { ReassemblyQueue } from './reassembly.ts';
 
 /** Tunables. Defaults in {@link DEFAULT_TCP_CONFIG}. */
 export interface TcpConfig {
   /** Largest payload per segment we advertise and send (MTU - 40). */
   mss: number;
-  /** Largest receive window (<= 65535: no window scaling). */
+  /**
+   * Largest receive window in bytes: the most client data that may sit unsent in the
+   * upstream socket. Above 65535 only with window scaling; else capped at 65535.
+   */
   receiveWindow: number;
+  /** Offer window scaling when the client's SYN does (RFC 7323). */
+  windowScaling: boolean;
+  /** Permit SACK when the client's SYN does, and report out-of-order data in SACK blocks (RFC 2018). */
+  sack: boolean;
   /** Upstream bytes buffered toward the client before the upstream is paused. */
   sendBufferBytes: number;
   rtoInitialMs: number;
@@ -44,7 +59,11 @@ export interface TcpConfig {
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mss: 1460,
-  receiveWindow: 65535,
+  // 256 KiB each way: past the point of diminishing returns on a local TUN (bench), and
+  // the most a flow buffers per direction when Tor is slower than the client.
+  receiveWindow: 256 * 1024,
+  windowScaling: true,
+  sack: true,
   sendBufferBytes: 256 * 1024,
   rtoInitialMs: 1000,
   rtoMinMs: 200,
@@ -53,7 +72,8 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   timeWaitMs: 2000,
   finWait2TimeoutMs: 60_000,
   connectTimeoutMs: 60_000,
-  maxOutOfOrderSegments: 64,
+  // A whole 256 KiB window of MTU-1500 segments fits; the bound is for runts.
+  maxOutOfOrderSegments: 1024,
 };
 
 /** The 4-tuple, from the client's point of view. Addresses are uint32. */
@@ -88,10 +108,19 @@ export type FlowState =
   | 'time-wait'
   | 'closed';
 
-interface OutOfOrder {
-  seq: number;
-  data: Uint8Array;
-  fin: boolean;
+/** The smallest shift that lets a 16-bit window field express `window` bytes (RFC 7323 §2.3). */
+export function windowShiftFor(window: number): number {
+  let shift = 0;
+  while (shift < MAX_WSCALE && 65535 * 2 ** shift < window) shift++;
+  return shift;
+}
+
+/**
+ * The 16-bit window field that advertises at least `bytes` with `shift`: rounded UP,
+ * so that scaling never retracts the right edge already offered (the extra is < 2^shift bytes).
+ */
+export function scaledWindowField(bytes: number, shift: number): number {
+  return Math.min(65535, Math.ceil(Math.max(0, bytes) / 2 ** shift));
 }
 
 export class TcpFlow {
@@ -108,7 +137,9 @@ export class TcpFlow {
   #iss = 0;
   #sndUna = 0;
   #sndNxt = 0;
-  #sndWnd: number;
+  #sndWnd: number; // in bytes (scaled)
+  #maxSndWnd: number; // largest window the client offered, for the RFC 5961 ACK check
+  #sndShift = 0; // the client's window-scale shift (applied to every window but the SYN's)
   #sndWl1: number;
   #sndWl2 = 0;
   readonly #peerMss: number;
@@ -121,13 +152,18 @@ export class TcpFlow {
   readonly #irs: number;
   #rcvNxt: number;
   #rcvEdge: number; // RCV.NXT + the window we last advertised
-  #ooo: OutOfOrder[] = [];
+  readonly #rcvShift: number; // our window-scale shift; 0 without scaling
+  readonly #offerWscale: boolean; // the SYN-ACK carries our window-scale option
+  readonly #maxRcvWnd: number; // receiveWindow, capped at what the window field can express
+  readonly #sackOk: boolean; // both SYNs carry SACK-permitted
+  readonly #reassembly: ReassemblyQueue; // segments beyond RCV.NXT, each within the window we advertised
   #ackNeeded = false;
 
   // Upstream.
   #upstream: Upstream | undefined;
   #upstreamPaused = false;
   #upstreamClosed = false;
+  #upstreamCorked = false; // data of this input batch is being coalesced into one upstream write
 
   // Timers and retransmission.
   #rto: number;
@@ -141,6 +177,7 @@ export class TcpFlow {
   #recover = 0;
   #persistProbes = 0;
   #rtoTimer: TimerHandle | undefined;
+  #rtoDeadline = 0; // the timer may fire earlier: it is restarted lazily (one timer per flight, not per ACK)
   #persistTimer: TimerHandle | undefined;
   #stateTimer: TimerHandle | undefined; // connect timeout, FIN-WAIT-2 timeout, TIME-WAIT
 
@@ -151,8 +188,17 @@ export class TcpFlow {
     this.key = key;
     this.#irs = syn.seq;
     this.#rcvNxt = seq.add(syn.seq, 1);
-    this.#rcvEdge = seq.add(this.#rcvNxt, this.#config.receiveWindow);
-    this.#sndWnd = syn.window;
+    // RFC 7323 §2.2: scaling is in effect only when both SYNs carry the option; we answer in kind.
+    this.#offerWscale = this.#config.windowScaling && syn.wscale !== undefined;
+    this.#rcvShift = this.#offerWscale ? windowShiftFor(this.#config.receiveWindow) : 0;
+    this.#sndShift = this.#offerWscale ? syn.wscale! : 0;
+    this.#maxRcvWnd = Math.min(this.#config.receiveWindow, 65535 * 2 ** this.#rcvShift);
+    this.#sackOk = this.#config.sack && syn.sackPermitted;
+    this.#reassembly = new ReassemblyQueue(this.#config.maxOutOfOrderSegments);
+    // Nothing advertised yet: the SYN-ACK sets the edge.
+    this.#rcvEdge = this.#rcvNxt;
+    this.#sndWnd = syn.window; // a SYN's window is never scaled
+    this.#maxSndWnd = syn.window;
     this.#sndWl1 = syn.seq;
     this.#peerMss = Math.max(64, Math.min(syn.mss ?? 536, this.#config.mss));
     this.#rto = this.#config.rtoInitialMs;
@@ -260,6 +306,11 @@ export class TcpFlow {
 
   /** Sends what the windows allow, the FIN when due, and any pending ACK. */
   output(): void {
+    if (this.#upstreamCorked) {
+      // The batch is over: hand its data to the upstream in one write, before the window is computed.
+      this.#upstreamCorked = false;
+      if (!this.#upstreamClosed) this.#upstream?.uncork?.();
+    }
     if (this.state === 'established' || this.state === 'close-wait') {
       for (;;) {
         const inFlight = seq.diff(this.#sndUna, this.#sndNxt);
@@ -269,8 +320,7 @@ export class TcpFlow {
         const n = Math.min(this.#peerMss, unsent, usable);
         // Sender-side silly-window avoidance: no runt segments while data is in flight.
         if (n < this.#peerMss && n < unsent && inFlight > 0) break;
-        const payload = this.#sendQueue.copy(inFlight, n);
-        this.#emit(this.#sndNxt, ACK | (n === unsent ? PSH : 0), payload);
+        this.#emit(this.#sndNxt, ACK | (n === unsent ? PSH : 0), inFlight, n);
         if (this.#rttSeq === undefined) {
           this.#rttSeq = seq.add(this.#sndNxt, n);
           this.#rttStart = this.#host.clock.now();
@@ -314,8 +364,9 @@ export class TcpFlow {
       }
       this.state = 'established';
     }
+    const segWnd = seg.window * 2 ** this.#sndShift;
     // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
-    if (seq.gt(ack, this.#sndNxt) || seq.lt(ack, seq.add(this.#sndUna, -65535))) {
+    if (seq.gt(ack, this.#sndNxt) || seq.lt(ack, seq.add(this.#sndUna, -Math.max(65535, this.#maxSndWnd)))) {
       this.#sendAck();
       return false;
     }
@@ -333,9 +384,12 @@ export class TcpFlow {
       }
       this.#retransmits = 0;
       this.#dupAcks = 0;
-      this.#rtoTimer?.cancel();
-      this.#rtoTimer = undefined;
-      if (this.#sndUna !== this.#sndNxt) this.#armRto();
+      // RFC 6298 (5.2, 5.3): stop the timer when all is acknowledged, else restart it.
+      if (this.#sndUna !== this.#sndNxt) this.#restartRto();
+      else {
+        this.#rtoTimer?.cancel();
+        this.#rtoTimer = undefined;
+      }
       if (this.#recovery) {
         if (seq.ge(ack, this.#recover)) this.#recovery = false;
         else this.#retransmitFirst(); // partial ACK: the next hole
@@ -356,7 +410,7 @@ export class TcpFlow {
       ack === this.#sndUna &&
       seg.payload.length === 0 &&
       !(seg.flags & FIN) &&
-      seg.window === this.#sndWnd &&
+      segWnd === this.#sndWnd &&
       this.#sndNxt !== this.#sndUna
     ) {
       this.#dupAcks++;
@@ -368,7 +422,8 @@ export class TcpFlow {
       }
     }
     if (seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seq.le(this.#sndWl2, ack))) {
-      this.#sndWnd = seg.window;
+      this.#sndWnd = segWnd;
+      if (segWnd > this.#maxSndWnd) this.#maxSndWnd = segWnd;
       this.#sndWl1 = seg.seq;
       this.#sndWl2 = ack;
       if (this.#sndWnd > 0 && this.#persistTimer) {
@@ -402,10 +457,7 @@ export class TcpFlow {
       fin = false;
     }
     if (start !== this.#rcvNxt) {
-      if (this.#ooo.length < this.#config.maxOutOfOrderSegments && (data.length > 0 || fin)) {
-        // A copy: the segment is a view into a whole TUN batch, which must not stay pinned.
-        this.#ooo.push({ seq: start, data: data.slice(), fin });
-      }
+      if (data.length > 0 || fin) this.#reassembly.hold(start, data, fin);
       this.#sendAck(); // duplicate ACK tells the client where the hole is
       return;
     }
@@ -414,23 +466,17 @@ export class TcpFlow {
     this.#ackNeeded = true;
   }
 
+  /** Delivers held segments that the data just delivered made contiguous. */
   #drainOutOfOrder(): void {
-    let progressed = true;
-    while (progressed && this.#ooo.length > 0 && this.state !== 'closed') {
-      progressed = false;
-      for (let i = 0; i < this.#ooo.length; i++) {
-        const entry = this.#ooo[i]!;
-        const old = seq.diff(entry.seq, this.#rcvNxt);
-        if (old < 0) continue; // still beyond a hole
-        this.#ooo.splice(i, 1);
-        progressed = true;
+    if (this.#reassembly.isEmpty) return;
+    this.#reassembly.drain(
+      () => this.#rcvNxt,
+      (data, fin) => {
         const acceptsData = this.state === 'established' || this.state === 'fin-wait-1' || this.state === 'fin-wait-2';
-        if (acceptsData && (old < entry.data.length || (old === entry.data.length && entry.fin))) {
-          this.#deliver(entry.data.subarray(old), entry.fin);
-        }
-        break;
-      }
-    }
+        if (acceptsData) this.#deliver(data, fin);
+        return this.state !== 'closed';
+      },
+    );
   }
 
   #deliver(data: Uint8Array, fin: boolean): void {
@@ -439,12 +485,21 @@ export class TcpFlow {
         this.abort('data for a closed upstream');
         return;
       }
+      if (!this.#upstreamCorked && this.#upstream.cork) {
+        this.#upstreamCorked = true;
+        this.#upstream.cork();
+        this.#host.scheduleOutput(this); // output() uncorks, even if nothing else is due
+      }
       this.#upstream.write(data);
       this.#rcvNxt = seq.add(this.#rcvNxt, data.length);
     }
     if (fin) {
       this.#rcvNxt = seq.add(this.#rcvNxt, 1);
-      this.#ooo = [];
+      this.#reassembly.clear();
+      if (this.#upstreamCorked) {
+        this.#upstreamCorked = false;
+        if (!this.#upstreamClosed) this.#upstream?.uncork?.();
+      }
       if (!this.#upstreamClosed) this.#upstream?.end();
       if (this.state === 'established' || this.state === 'syn-received') this.state = 'close-wait';
       else if (this.state === 'fin-wait-1') this.state = 'closing';
@@ -486,7 +541,7 @@ export class TcpFlow {
   }
 
   #onUpstreamDrain(): void {
-    if (seq.diff(this.#rcvNxt, this.#rcvEdge) < this.#config.receiveWindow / 2) {
+    if (seq.diff(this.#rcvNxt, this.#rcvEdge) < this.#maxRcvWnd / 2) {
       this.#ackNeeded = true; // window update
       this.#host.scheduleOutput(this);
     }
@@ -494,19 +549,33 @@ export class TcpFlow {
 
   // --- output helpers ------------------------------------------------------
 
-  /** The window to advertise now: what the upstream can take, never retracting the right edge. */
+  /** The window to advertise now, in bytes: what the upstream can take, never retracting the right edge. */
   #window(): number {
     const queued = this.#upstream?.writableLength ?? 0;
-    const wanted = Math.max(0, Math.min(65535, this.#config.receiveWindow - queued));
+    const wanted = Math.max(0, this.#maxRcvWnd - queued);
     const current = Math.max(0, seq.diff(this.#rcvNxt, this.#rcvEdge));
     // Receiver-side silly-window avoidance (RFC 1122 §4.2.3.3): open only by a useful amount.
-    const step = Math.min(this.#peerMss, this.#config.receiveWindow / 2);
+    const step = Math.min(this.#peerMss, this.#maxRcvWnd / 2);
     return wanted - current >= step ? wanted : current;
   }
 
-  #emit(seqNum: number, flags: number, payload?: Uint8Array): void {
-    const window = flags & RST ? 0 : this.#window();
-    if (!(flags & RST)) this.#rcvEdge = seq.add(this.#rcvNxt, window);
+  /** The window field for an outgoing segment, and the right edge it advertises. */
+  #windowField(flags: number): number {
+    if (flags & RST) return 0;
+    if (flags & SYN) {
+      // A SYN-ACK's window is never scaled (RFC 7323 §2.2).
+      const field = Math.min(65535, this.#window());
+      this.#rcvEdge = seq.add(this.#rcvNxt, field);
+      return field;
+    }
+    const field = scaledWindowField(this.#window(), this.#rcvShift);
+    this.#rcvEdge = seq.add(this.#rcvNxt, field * 2 ** this.#rcvShift);
+    return field;
+  }
+
+  /** Sends a segment; its payload, if any, is `length` bytes of the send queue from `queueOffset`. */
+  #emit(seqNum: number, flags: number, queueOffset = 0, length = 0): void {
+    const window = this.#windowField(flags);
     const { clientIp, clientPort, serverIp, serverPort } = this.key;
     this.#host.send(
       buildTcpPacket({
@@ -519,7 +588,13 @@ export class TcpFlow {
         flags,
         window,
         mss: flags & SYN ? this.#config.mss : undefined,
-        payload,
+        wscale: flags & SYN && this.#offerWscale ? this.#rcvShift : undefined,
+        sackPermitted: flags & SYN ? this.#sackOk : undefined,
+        // Only on pure ACKs, so that data segments keep their full MSS.
+        sack: length === 0 && flags === ACK && this.#sackOk ? this.#reassembly.sackBlocks(MAX_SACK_BLOCKS) : undefined,
+        payloadSource: length > 0 ? this.#sendQueue : undefined,
+        payloadOffset: queueOffset,
+        payloadLength: length,
       }),
     );
     if (flags & ACK) this.#ackNeeded = false;
@@ -541,17 +616,31 @@ export class TcpFlow {
     const inFlightData = Math.min(seq.diff(this.#sndUna, this.#sndNxt), this.#sendQueue.length);
     if (inFlightData > 0) {
       const n = Math.min(this.#peerMss, inFlightData);
-      this.#emit(this.#sndUna, ACK, this.#sendQueue.copy(0, n));
+      this.#emit(this.#sndUna, ACK, 0, n);
     } else if (this.#finSent && this.#sndUna === this.#finSeq) {
       this.#emit(this.#finSeq, FIN | ACK);
     }
   }
 
+  /** Starts the retransmission timer unless it runs. */
   #armRto(): void {
     if (this.#rtoTimer) return;
-    this.#rtoTimer = this.#host.clock.setTimer(this.#rto, () => {
+    this.#rtoDeadline = this.#host.clock.now() + this.#rto;
+    this.#setRtoTimer(this.#rto);
+  }
+
+  /** Restarts the timer at a full RTO from now; a running timer is moved only when it fires. */
+  #restartRto(): void {
+    this.#rtoDeadline = this.#host.clock.now() + this.#rto;
+    if (!this.#rtoTimer) this.#setRtoTimer(this.#rto);
+  }
+
+  #setRtoTimer(ms: number): void {
+    this.#rtoTimer = this.#host.clock.setTimer(ms, () => {
       this.#rtoTimer = undefined;
-      this.#onRto();
+      const early = this.#rtoDeadline - this.#host.clock.now();
+      if (early > 0) this.#setRtoTimer(early);
+      else this.#onRto();
     });
   }
 
@@ -640,7 +729,7 @@ export class TcpFlow {
       this.#upstreamClosed = true;
       this.#upstream.destroy();
     }
-    this.#ooo = [];
+    this.#reassembly.clear();
     this.#host.closed(this);
   }
 }

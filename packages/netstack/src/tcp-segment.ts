@@ -1,7 +1,7 @@
 /**
  * TCP segment parsing and building (RFC 9293) over IPv4, with the
- * pseudo-header checksum. Only the MSS option is read or written: a local TUN
- * link needs neither window scaling nor SACK (see README.md).
+ * pseudo-header checksum. The options read or written are MSS, window scale
+ * (RFC 7323 §2), SACK-permitted and SACK blocks (RFC 2018, blocks written only).
  */
 import { finishChecksum, pseudoHeaderSumV4, sumWords } from './checksum.ts';
 import { IPPROTO_TCP, readU32, writeIpv4Header, writeU32, type Parsed } from './ipv4.ts';
@@ -13,6 +13,12 @@ export const PSH = 0x08;
 export const ACK = 0x10;
 export const URG = 0x20;
 
+/** The largest window-scale shift (RFC 7323 §2.3): 2^14 * 65535 < 2^30 keeps sequence space unambiguous. */
+export const MAX_WSCALE = 14;
+
+/** SACK blocks that fit in the 40 option bytes next to nothing else: 2 NOPs + 2 + 4 * 8 = 36. */
+export const MAX_SACK_BLOCKS = 4;
+
 /** A parsed TCP segment. `payload` is a view into the input. */
 export interface TcpSegment {
   readonly srcPort: number;
@@ -23,6 +29,10 @@ export interface TcpSegment {
   readonly window: number;
   /** The peer's MSS option, when present (SYN segments). */
   readonly mss: number | undefined;
+  /** The peer's window-scale shift, when the option is present (SYN segments), clamped to 14 (RFC 7323 §2.3). */
+  readonly wscale: number | undefined;
+  /** The SACK-permitted option is present (SYN segments). */
+  readonly sackPermitted: boolean;
   readonly payload: Uint8Array;
 }
 
@@ -37,6 +47,8 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
   const sum = sumWords(buf, 0, buf.length, pseudoHeaderSumV4(src, dst, IPPROTO_TCP, buf.length));
   if (finishChecksum(sum) !== 0) return { ok: false, reason: 'tcp: bad checksum' };
   let mss: number | undefined;
+  let wscale: number | undefined;
+  let sackPermitted = false;
   for (let i = 20; i < headerLength; ) {
     const kind = buf[i]!;
     if (kind === 0) break; // end of options
@@ -48,6 +60,8 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
     const length = buf[i + 1]!;
     if (length < 2 || i + length > headerLength) break; // malformed: stop reading options
     if (kind === 2 && length === 4) mss = (buf[i + 2]! << 8) | buf[i + 3]!;
+    else if (kind === 3 && length === 3) wscale = Math.min(buf[i + 2]!, MAX_WSCALE);
+    else if (kind === 4 && length === 2) sackPermitted = true;
     i += length;
   }
   return {
@@ -60,6 +74,8 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
       flags: buf[13]! & 0x3f,
       window: (buf[14]! << 8) | buf[15]!,
       mss,
+      wscale,
+      sackPermitted,
       payload: buf.subarray(headerLength),
     },
   };
@@ -77,14 +93,37 @@ export interface TcpSegmentSpec {
   window: number;
   /** Adds an MSS option (SYN-ACK only). */
   mss?: number | undefined;
+  /** Adds a window-scale option with this shift (SYN-ACK only, and only when the SYN offered one). */
+  wscale?: number | undefined;
+  /** Adds the SACK-permitted option (SYN-ACK only, and only when the SYN offered it). */
+  sackPermitted?: boolean | undefined;
+  /** Adds SACK blocks, [left edge, right edge) pairs (RFC 2018 §3); at most {@link MAX_SACK_BLOCKS}. */
+  sack?: readonly (readonly [number, number])[] | undefined;
   payload?: Uint8Array | undefined;
+  /**
+   * Instead of `payload`: `payloadLength` bytes copied from `payloadSource` (starting
+   * `payloadOffset` bytes in) straight into the packet, so queued data is copied once.
+   */
+  payloadSource?: PayloadSource | undefined;
+  payloadOffset?: number | undefined;
+  payloadLength?: number | undefined;
+}
+
+/** Where {@link buildTcpPacket} can copy a payload from (a {@link ByteQueue}, say). */
+export interface PayloadSource {
+  copyInto(target: Uint8Array, targetOffset: number, offset: number, n: number): void;
 }
 
 /** Builds a complete IPv4+TCP packet with both checksums, in one allocation. */
 export function buildTcpPacket(spec: TcpSegmentSpec): Uint8Array {
-  const optionsLength = spec.mss === undefined ? 0 : 4;
+  const sackBlocks = spec.sack?.slice(0, MAX_SACK_BLOCKS) ?? [];
+  const optionsLength =
+    (spec.mss === undefined ? 0 : 4) +
+    (spec.wscale === undefined ? 0 : 4) +
+    (spec.sackPermitted ? 4 : 0) +
+    (sackBlocks.length > 0 ? 4 + 8 * sackBlocks.length : 0);
   const tcpHeaderLength = 20 + optionsLength;
-  const payloadLength = spec.payload?.length ?? 0;
+  const payloadLength = spec.payloadSource ? (spec.payloadLength ?? 0) : (spec.payload?.length ?? 0);
   const tcpLength = tcpHeaderLength + payloadLength;
   const out = new Uint8Array(20 + tcpLength);
   writeIpv4Header(out, IPPROTO_TCP, spec.src, spec.dst, out.length);
@@ -99,13 +138,42 @@ export function buildTcpPacket(spec: TcpSegmentSpec): Uint8Array {
   out[t + 13] = spec.flags;
   out[t + 14] = spec.window >>> 8;
   out[t + 15] = spec.window & 0xff;
+  let o = t + 20;
   if (spec.mss !== undefined) {
-    out[t + 20] = 2;
-    out[t + 21] = 4;
-    out[t + 22] = spec.mss >>> 8;
-    out[t + 23] = spec.mss & 0xff;
+    out[o] = 2;
+    out[o + 1] = 4;
+    out[o + 2] = spec.mss >>> 8;
+    out[o + 3] = spec.mss & 0xff;
+    o += 4;
   }
-  if (spec.payload) out.set(spec.payload, t + tcpHeaderLength);
+  if (spec.wscale !== undefined) {
+    out[o] = 1; // NOP, so that the option ends on a 32-bit boundary
+    out[o + 1] = 3;
+    out[o + 2] = 3;
+    out[o + 3] = spec.wscale;
+    o += 4;
+  }
+  if (spec.sackPermitted) {
+    out[o] = 1;
+    out[o + 1] = 1;
+    out[o + 2] = 4;
+    out[o + 3] = 2;
+    o += 4;
+  }
+  if (sackBlocks.length > 0) {
+    out[o] = 1;
+    out[o + 1] = 1;
+    out[o + 2] = 5;
+    out[o + 3] = 2 + 8 * sackBlocks.length;
+    o += 4;
+    for (const [left, right] of sackBlocks) {
+      writeU32(out, o, left >>> 0);
+      writeU32(out, o + 4, right >>> 0);
+      o += 8;
+    }
+  }
+  if (spec.payloadSource) spec.payloadSource.copyInto(out, t + tcpHeaderLength, spec.payloadOffset ?? 0, payloadLength);
+  else if (spec.payload) out.set(spec.payload, t + tcpHeaderLength);
   const sum = finishChecksum(sumWords(out, t, out.length, pseudoHeaderSumV4(spec.src, spec.dst, IPPROTO_TCP, tcpLength)));
   out[t + 16] = sum >>> 8;
   out[t + 17] = sum & 0xff;

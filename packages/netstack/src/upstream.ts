@@ -27,6 +27,12 @@ export interface Upstream {
   /** Stops/starts data callbacks (send-buffer backpressure). */
   pause(): void;
   resume(): void;
+  /**
+   * Optional write coalescing: writes between cork() and uncork() go out together
+   * (net.Socket: one writev), so a batch of small segments costs one syscall.
+   */
+  cork?(): void;
+  uncork?(): void;
   attach(handlers: UpstreamHandlers): void;
 }
 

@@ -139,17 +139,19 @@ describe('fuzz', { timeout: 60_000 }, () => {
     const pattern = (k: number): number => (k * 7 + (k >> 8)) & 0xff;
     const segment = fc.record({
       flags: fc.constantFrom(ACK, ACK, ACK | PSH, ACK | FIN, RST, SYN, ACK | SYN, 0, RST | ACK),
-      offset: fc.oneof(fc.integer({ min: -3000, max: 70_000 }), fc.constant(0), fc.integer({ min: -(2 ** 31), max: 2 ** 31 })),
+      // Up to 600,000: beyond 64 KiB only a scaled window takes it (256 KiB by default).
+      offset: fc.oneof(fc.integer({ min: -3000, max: 70_000 }), fc.constant(0), fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), fc.integer({ min: 0, max: 600_000 })),
       length: fc.integer({ min: 0, max: 3000 }),
       ackOffset: fc.oneof(fc.constant(0), fc.integer({ min: -70_000, max: 70_000 })),
       window: fc.oneof(fc.constant(65535), fc.integer({ min: 0, max: 65535 })),
     });
     let delivered = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(segment, { maxLength: 60 }), async (segments) => {
+      // The SYN's options decide window scaling (either side's shift) and SACK blocks.
+      fc.asyncProperty(fc.array(segment, { maxLength: 60 }), fc.option(fc.integer({ min: 0, max: 15 })), fc.boolean(), async (segments, wscale, sackPermitted) => {
         const { stack, dialer, io, clock } = makeStack();
         const isn = 5000;
-        stack.input([buildTcpPacket({ src: CLIENT, dst: SERVER, srcPort: 40000, dstPort: 80, seq: isn, ack: 0, flags: SYN, window: 65535, mss: 1460 })]);
+        stack.input([buildTcpPacket({ src: CLIENT, dst: SERVER, srcPort: 40000, dstPort: 80, seq: isn, ack: 0, flags: SYN, window: 65535, mss: 1460, wscale: wscale ?? undefined, sackPermitted })]);
         const upstream = new FakeUpstream();
         dialer.dials[0]!.resolve(upstream);
         await tick();

@@ -102,8 +102,12 @@ export class Client {
   ) {
     this.seq = isn;
   }
-  send(flags: number, payload?: Uint8Array, overrides: Partial<{ seq: number; ack: number; window: number; mss: number }> = {}): void {
-    const packet = buildTcpPacket({
+  send(flags: number, payload?: Uint8Array, overrides: SegmentOverrides = {}): void {
+    this.stack.input([this.packet(flags, payload, overrides)]);
+  }
+  /** Builds (without sending) one segment; for batches passed to stack.input() at once. */
+  packet(flags: number, payload?: Uint8Array, overrides: SegmentOverrides = {}): Uint8Array {
+    return buildTcpPacket({
       src: CLIENT,
       dst: this.server,
       srcPort: this.port,
@@ -113,10 +117,13 @@ export class Client {
       flags,
       window: overrides.window ?? 65535,
       mss: overrides.mss ?? (flags & SYN ? 1460 : undefined),
+      wscale: flags & SYN ? overrides.wscale : undefined,
+      sackPermitted: flags & SYN ? overrides.sackPermitted : undefined,
       payload,
     });
-    this.stack.input([packet]);
   }
 }
+
+export type SegmentOverrides = Partial<{ seq: number; ack: number; window: number; mss: number; wscale: number; sackPermitted: boolean }>;
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);

@@ -125,8 +125,58 @@ describe('TCP and UDP', () => {
     assert.ok(tcp.ok);
     assert.deepEqual(
       { ...tcp.value, payload: [...tcp.value.payload] },
-      { srcPort: 80, dstPort: 40000, seq: 0xfffffff0, ack: 5, flags: SYN | ACK, window: 29200, mss: 1400, payload: [1, 2] },
+      { srcPort: 80, dstPort: 40000, seq: 0xfffffff0, ack: 5, flags: SYN | ACK, window: 29200, mss: 1400, wscale: undefined, sackPermitted: false, payload: [1, 2] },
     );
+  });
+
+  it('round-trips the window-scale option next to MSS, on a 32-bit boundary', () => {
+    const packet = buildTcpPacket({ src: 1, dst: 2, srcPort: 80, dstPort: 40000, seq: 1, ack: 2, flags: SYN | ACK, window: 65535, mss: 65495, wscale: 7 });
+    const tcp = packet.subarray(20);
+    assert.equal(tcp[12]! >> 4, 7, 'data offset: 20 + MSS(4) + NOP,WS(4) = 28 bytes');
+    assert.deepEqual([...tcp.subarray(20, 28)], [2, 4, 0xff, 0xd7, 1, 3, 3, 7]);
+    const parsed = parseTcp(tcp, 1, 2);
+    assert.ok(parsed.ok);
+    assert.equal(parsed.value.mss, 65495);
+    assert.equal(parsed.value.wscale, 7);
+  });
+
+  it('clamps a window-scale shift above 14 to 14 (RFC 7323 §2.3)', () => {
+    const packet = buildTcpPacket({ src: 1, dst: 2, srcPort: 1, dstPort: 2, seq: 1, ack: 0, flags: SYN, window: 100, wscale: 15 });
+    const parsed = parseTcp(packet.subarray(20), 1, 2);
+    assert.ok(parsed.ok);
+    assert.equal(parsed.value.wscale, 14);
+  });
+
+  it('reads the window-scale option from a Linux-style SYN (MSS, SACK-permitted, timestamps, NOP, WS)', () => {
+    const packet = buildTcpPacket({ src: 1, dst: 2, srcPort: 1, dstPort: 2, seq: 1, ack: 0, flags: SYN, window: 64240 });
+    const options = hex('020405b4 0402 080a00000001 00000000 01 030307');
+    const tcp = new Uint8Array(20 + options.length);
+    tcp.set(packet.subarray(20, 40));
+    tcp.set(options, 20);
+    tcp[12] = ((20 + options.length) / 4) << 4;
+    tcp[16] = 0;
+    tcp[17] = 0;
+    const sum = finishChecksum(sumWords(tcp, 0, tcp.length, pseudoHeaderSumV4(1, 2, 6, tcp.length)));
+    tcp[16] = sum >> 8;
+    tcp[17] = sum & 0xff;
+    const parsed = parseTcp(tcp, 1, 2);
+    assert.ok(parsed.ok);
+    assert.equal(parsed.value.mss, 1460);
+    assert.equal(parsed.value.wscale, 7);
+    assert.equal(parsed.value.sackPermitted, true);
+  });
+
+  it('writes SACK-permitted and SACK blocks as 32-bit aligned options', () => {
+    const synAck = buildTcpPacket({ src: 1, dst: 2, srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: SYN | ACK, window: 100, mss: 1460, wscale: 4, sackPermitted: true });
+    const parsed = parseTcp(synAck.subarray(20), 1, 2);
+    assert.ok(parsed.ok && parsed.value.sackPermitted && parsed.value.wscale === 4 && parsed.value.mss === 1460);
+    const sack: [number, number][] = [[0xfffffff0, 0x10], [100, 200], [300, 400], [500, 600], [700, 800]];
+    const ack = buildTcpPacket({ src: 1, dst: 2, srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: ACK, window: 100, sack });
+    const tcp = ack.subarray(20);
+    assert.equal(tcp[12]! >> 4, (20 + 36) / 4, 'at most four blocks');
+    assert.deepEqual([...tcp.subarray(20, 24)], [1, 1, 5, 34]);
+    assert.deepEqual([...tcp.subarray(24, 32)], [0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x10]);
+    assert.ok(parseTcp(tcp, 1, 2).ok, 'checksum and option lengths are valid');
   });
 
   it('rejects a TCP segment with a bad checksum or the wrong pseudo-header', () => {
@@ -149,6 +199,30 @@ describe('TCP and UDP', () => {
     const parsed = parseTcp(tcp, 1, 2);
     assert.ok(parsed.ok);
     assert.equal(parsed.value.mss, undefined);
+  });
+
+  it('sums words like the reference on random data, offsets, lengths and initial sums', () => {
+    // The fast path reads aligned 32-bit words; every alignment and parity of start/end must agree.
+    const backing = new Uint8Array(70_000);
+    crypto.getRandomValues(backing.subarray(0, 65_536));
+    crypto.getRandomValues(backing.subarray(65_536));
+    let state = 12345;
+    const random = (n: number): number => ((state = (state * 1103515245 + 12345) >>> 0) % n);
+    for (let k = 0; k < 3000; k++) {
+      const view = backing.subarray(random(8));
+      const start = random(40);
+      const length = k % 25 === 0 ? random(66_000) : random(2000);
+      const end = Math.min(view.length, start + length);
+      const initial = random(1 << 20);
+      const region = view.slice(start, end);
+      // The reference needs the initial sum as a checksum-neutral 16-bit word appended in front.
+      const folded = (initial % 0xffff) || (initial === 0 ? 0 : 0xffff);
+      const withInitial = new Uint8Array(region.length + 2);
+      withInitial[0] = folded >> 8;
+      withInitial[1] = folded & 0xff;
+      withInitial.set(region, 2);
+      assert.equal(finishChecksum(sumWords(view, start, end, initial)), referenceChecksum(withInitial), `k=${k} start=${start} end=${end}`);
+    }
   });
 
   it('round-trips a UDP datagram and accepts a zero checksum', () => {
@@ -227,5 +301,16 @@ describe('ByteQueue', () => {
     assert.equal(q.length, 3);
     assert.deepEqual([...q.copy(0, 3)], [4, 5, 6]);
     assert.throws(() => q.copy(1, 3));
+  });
+
+  it('copies a range straight into a target at an offset', () => {
+    const q = new ByteQueue();
+    q.push(hex('0102'));
+    q.push(hex('030405'));
+    q.consume(1);
+    const target = new Uint8Array(6);
+    q.copyInto(target, 2, 1, 3);
+    assert.deepEqual([...target], [0, 0, 3, 4, 5, 0]);
+    assert.throws(() => q.copyInto(target, 0, 2, 3));
   });
 });
