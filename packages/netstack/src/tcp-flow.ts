@@ -1,80 +1,31 @@
 /**
- * One passive-open TCP connection, from the client's SYN to the last ACK.
+ * One passive-open TCP connection, from the client's SYN to the last ACK: the state
+ * machine, the checks every segment goes through, and the upstream it relays to.
  *
  * The stack answers a SYN to ANY address. The flow first dials the upstream
  * (SOCKS CONNECT) and only then sends the SYN-ACK; a failed dial answers RST,
  * so the client's connect() fails the way a refused connection does.
  *
- * Design choices for a lossless-ish local TUN link (see README.md):
- *   - window scaling (RFC 7323 §2) when the client's SYN offers it, so that the
- *     receive window can exceed 64 KiB; no congestion control (the far side is Tor);
- *   - SACK (RFC 2018) as a receiver when the client's SYN permits it: pure ACKs
- *     carry up to four blocks of the out-of-order data held, so the client's
- *     loss recovery (SACK/RACK) fixes several holes per round trip instead of
- *     waiting for RTOs. As a sender the stack ignores the client's SACK blocks;
- *   - ACKs for in-order data are coalesced: one per flow per input batch (the
- *     stack flushes after each batch), piggybacked on data when there is any;
- *   - out-of-order segments inside the window are buffered (bounded count) and
- *     answered with an immediate duplicate ACK;
- *   - retransmission: RFC 6298 RTO with Karn's rule, fast retransmit after 3
- *     duplicate ACKs, and NewReno-style "retransmit the next hole on a partial
- *     ACK" until everything sent before the loss is acknowledged;
- *   - zero-window persist probes are Linux-style (seq = SND.UNA - 1, no data);
- *   - sequence checks per RFC 9293, RST/SYN/ACK checks per RFC 5961;
- *   - the receive window is what the upstream socket can take: configured
- *     buffer minus bytes still queued in it, and the right edge never retracts.
+ * The rest lives beside it (see README.md for the design):
+ *   - tcp-negotiation.ts: window scaling (RFC 7323) and SACK-permitted (RFC 2018), from the SYN;
+ *   - tcp-sender.ts: the send side, retransmission (RFC 6298 RTO, fast retransmit,
+ *     NewReno-style or SACK-based recovery) and zero-window probes;
+ *   - tcp-receiver.ts: the receive side, acceptability, the advertised window and the
+ *     out-of-order segments with their SACK blocks.
+ * Here: RST/SYN/ACK checks per RFC 5961, ACK coalescing (in-order data is ACKed once
+ * per input batch, piggybacked on data when there is any; anything else at once),
+ * upstream backpressure, and the close sequence with its timers.
  */
 import type { Clock, TimerHandle } from './clock.ts';
-import { ByteQueue } from './byte-queue.ts';
-import { ACK, FIN, MAX_SACK_BLOCKS, MAX_WSCALE, PSH, RST, SYN, buildTcpPacket, seq, type TcpSegment } from './tcp-segment.ts';
+import type { TcpConfig } from './tcp-config.ts';
+import { negotiateOptions, type NegotiatedOptions } from './tcp-negotiation.ts';
+import { TcpReceiver } from './tcp-receiver.ts';
+import { ACK, FIN, RST, SYN, buildTcpPacket, type TcpSegment } from './tcp-segment.ts';
+import { TcpSender } from './tcp-sender.ts';
 import type { Upstream } from './upstream.ts';
-import { ReassemblyQueue } from './reassembly.ts';
 
-/** Tunables. Defaults in {@link DEFAULT_TCP_CONFIG}. */
-export interface TcpConfig {
-  /** Largest payload per segment we advertise and send (MTU - 40). */
-  mss: number;
-  /**
-   * Largest receive window in bytes: the most client data that may sit unsent in the
-   * upstream socket. Above 65535 only with window scaling; else capped at 65535.
-   */
-  receiveWindow: number;
-  /** Offer window scaling when the client's SYN does (RFC 7323). */
-  windowScaling: boolean;
-  /** Permit SACK when the client's SYN does, and report out-of-order data in SACK blocks (RFC 2018). */
-  sack: boolean;
-  /** Upstream bytes buffered toward the client before the upstream is paused. */
-  sendBufferBytes: number;
-  rtoInitialMs: number;
-  rtoMinMs: number;
-  rtoMaxMs: number;
-  /** Consecutive unanswered retransmissions (or window probes) before the flow is reset. */
-  maxRetransmits: number;
-  timeWaitMs: number;
-  finWait2TimeoutMs: number;
-  /** Bound on the upstream dial; the SYN is answered with RST after it. */
-  connectTimeoutMs: number;
-  maxOutOfOrderSegments: number;
-}
-
-export const DEFAULT_TCP_CONFIG: TcpConfig = {
-  mss: 1460,
-  // 256 KiB each way: past the point of diminishing returns on a local TUN (bench), and
-  // the most a flow buffers per direction when Tor is slower than the client.
-  receiveWindow: 256 * 1024,
-  windowScaling: true,
-  sack: true,
-  sendBufferBytes: 256 * 1024,
-  rtoInitialMs: 1000,
-  rtoMinMs: 200,
-  rtoMaxMs: 60_000,
-  maxRetransmits: 12,
-  timeWaitMs: 2000,
-  finWait2TimeoutMs: 60_000,
-  connectTimeoutMs: 60_000,
-  // A whole 256 KiB window of MTU-1500 segments fits; the bound is for runts.
-  maxOutOfOrderSegments: 1024,
-};
+export { DEFAULT_TCP_CONFIG, type TcpConfig } from './tcp-config.ts';
+export { scaledWindowField, windowShiftFor } from './tcp-negotiation.ts';
 
 /** The 4-tuple, from the client's point of view. Addresses are uint32. */
 export interface FlowKey {
@@ -108,21 +59,7 @@ export type FlowState =
   | 'time-wait'
   | 'closed';
 
-/** The smallest shift that lets a 16-bit window field express `window` bytes (RFC 7323 §2.3). */
-export function windowShiftFor(window: number): number {
-  let shift = 0;
-  while (shift < MAX_WSCALE && 65535 * 2 ** shift < window) shift++;
-  return shift;
-}
-
-/**
- * The 16-bit window field that advertises at least `bytes` with `shift`: rounded UP,
- * so that scaling never retracts the right edge already offered (the extra is < 2^shift bytes).
- */
-export function scaledWindowField(bytes: number, shift: number): number {
-  return Math.min(65535, Math.ceil(Math.max(0, bytes) / 2 ** shift));
-}
-
+/** One connection; the stack feeds it segments and calls output() after each input batch. */
 export class TcpFlow {
   readonly key: FlowKey;
   state: FlowState = 'connecting';
@@ -131,77 +68,37 @@ export class TcpFlow {
 
   readonly #host: FlowHost;
   readonly #config: TcpConfig;
+  readonly #options: NegotiatedOptions;
+  readonly #send: TcpSender;
+  readonly #receive: TcpReceiver;
   readonly #dialAbort = new AbortController();
-
-  // Send side (toward the client).
-  #iss = 0;
-  #sndUna = 0;
-  #sndNxt = 0;
-  #sndWnd: number; // in bytes (scaled)
-  #maxSndWnd: number; // largest window the client offered, for the RFC 5961 ACK check
-  #sndShift = 0; // the client's window-scale shift (applied to every window but the SYN's)
-  #sndWl1: number;
-  #sndWl2 = 0;
-  readonly #peerMss: number;
-  readonly #sendQueue = new ByteQueue(); // bytes from SND.UNA on (FIN excluded)
-  #finQueued = false;
-  #finSent = false;
-  #finSeq = 0;
-
-  // Receive side (from the client).
-  readonly #irs: number;
-  #rcvNxt: number;
-  #rcvEdge: number; // RCV.NXT + the window we last advertised
-  readonly #rcvShift: number; // our window-scale shift; 0 without scaling
-  readonly #offerWscale: boolean; // the SYN-ACK carries our window-scale option
-  readonly #maxRcvWnd: number; // receiveWindow, capped at what the window field can express
-  readonly #sackOk: boolean; // both SYNs carry SACK-permitted
-  readonly #reassembly: ReassemblyQueue; // segments beyond RCV.NXT, each within the window we advertised
   #ackNeeded = false;
+  #stateTimer: TimerHandle | undefined; // connect timeout, FIN-WAIT-2 timeout, TIME-WAIT
 
-  // Upstream.
   #upstream: Upstream | undefined;
   #upstreamPaused = false;
   #upstreamClosed = false;
   #upstreamCorked = false; // data of this input batch is being coalesced into one upstream write
-
-  // Timers and retransmission.
-  #rto: number;
-  #srtt: number | undefined;
-  #rttvar = 0;
-  #rttSeq: number | undefined;
-  #rttStart = 0;
-  #retransmits = 0;
-  #dupAcks = 0;
-  #recovery = false;
-  #recover = 0;
-  #persistProbes = 0;
-  #rtoTimer: TimerHandle | undefined;
-  #rtoDeadline = 0; // the timer may fire earlier: it is restarted lazily (one timer per flight, not per ACK)
-  #persistTimer: TimerHandle | undefined;
-  #stateTimer: TimerHandle | undefined; // connect timeout, FIN-WAIT-2 timeout, TIME-WAIT
 
   /** Creates the flow for a client SYN (the stack checked SYN set, ACK/RST clear). */
   constructor(host: FlowHost, key: FlowKey, syn: TcpSegment) {
     this.#host = host;
     this.#config = host.config;
     this.key = key;
-    this.#irs = syn.seq;
-    this.#rcvNxt = seq.add(syn.seq, 1);
-    // RFC 7323 §2.2: scaling is in effect only when both SYNs carry the option; we answer in kind.
-    this.#offerWscale = this.#config.windowScaling && syn.wscale !== undefined;
-    this.#rcvShift = this.#offerWscale ? windowShiftFor(this.#config.receiveWindow) : 0;
-    this.#sndShift = this.#offerWscale ? syn.wscale! : 0;
-    this.#maxRcvWnd = Math.min(this.#config.receiveWindow, 65535 * 2 ** this.#rcvShift);
-    this.#sackOk = this.#config.sack && syn.sackPermitted;
-    this.#reassembly = new ReassemblyQueue(this.#config.maxOutOfOrderSegments);
-    // Nothing advertised yet: the SYN-ACK sets the edge.
-    this.#rcvEdge = this.#rcvNxt;
-    this.#sndWnd = syn.window; // a SYN's window is never scaled
-    this.#maxSndWnd = syn.window;
-    this.#sndWl1 = syn.seq;
-    this.#peerMss = Math.max(64, Math.min(syn.mss ?? 536, this.#config.mss));
-    this.#rto = this.#config.rtoInitialMs;
+    this.#options = negotiateOptions(this.#config, syn);
+    this.#receive = new TcpReceiver(syn, this.#options, this.#config.maxOutOfOrderSegments);
+    this.#send = new TcpSender(
+      {
+        clock: host.clock,
+        config: this.#config,
+        emit: (seqNum, flags, queueOffset, length) => this.#emit(seqNum, flags, queueOffset, length),
+        synPending: () => this.state === 'syn-received',
+        isClosed: () => this.state === 'closed',
+        abort: (reason) => this.abort(reason),
+      },
+      syn,
+      this.#options,
+    );
     this.#stateTimer = host.clock.setTimer(this.#config.connectTimeoutMs, () => {
       this.#stateTimer = undefined;
       this.#dialAbort.abort();
@@ -227,10 +124,7 @@ export class TcpFlow {
     this.#stateTimer?.cancel();
     this.#stateTimer = undefined;
     this.#upstream = upstream;
-    this.#iss = this.#host.randomIss() >>> 0;
-    this.#sndUna = this.#iss;
-    this.#sndNxt = seq.add(this.#iss, 1);
-    this.#sndWl2 = this.#iss;
+    const iss = this.#host.randomIss() >>> 0;
     this.state = 'syn-received';
     upstream.attach({
       data: (chunk) => this.#onUpstreamData(chunk),
@@ -238,8 +132,7 @@ export class TcpFlow {
       close: (error) => this.#onUpstreamClose(error),
       drain: () => this.#onUpstreamDrain(),
     });
-    this.#sendSynAck();
-    this.#armRto();
+    this.#send.open(iss);
   }
 
   /** The dial failed: refuse the connection with RST (as a closed port would). */
@@ -257,7 +150,7 @@ export class TcpFlow {
       this.connectFailed(reason);
       return;
     }
-    if (this.state !== 'time-wait') this.#emit(this.#sndNxt, RST | ACK);
+    if (this.state !== 'time-wait') this.#emit(this.#send.sndNxt, RST | ACK);
     this.resetReason = reason;
     this.#teardown();
   }
@@ -268,7 +161,7 @@ export class TcpFlow {
     if (this.state === 'closed') return;
     if (this.state === 'connecting') {
       // Nothing was sent yet; SYN retransmissions wait for the dial. A RST means the client gave up.
-      if (flags & RST && seg.seq === this.#irs) this.#quietClose('client reset during connect');
+      if (flags & RST && seg.seq === this.#receive.irs) this.#quietClose('client reset during connect');
       return;
     }
     if (this.state === 'time-wait') {
@@ -280,17 +173,17 @@ export class TcpFlow {
       return;
     }
     if (this.state === 'syn-received' && flags & SYN && !(flags & ACK)) {
-      if (seg.seq === this.#irs) this.#sendSynAck(); // our SYN-ACK was lost
+      if (seg.seq === this.#receive.irs) this.#send.sendSynAck(); // our SYN-ACK was lost
       return;
     }
     const segLen = seg.payload.length + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0);
-    if (!this.#acceptable(seg.seq, segLen)) {
+    if (!this.#receive.acceptable(seg.seq, segLen)) {
       if (!(flags & RST)) this.#sendAck();
       return;
     }
     if (flags & RST) {
       // RFC 5961 §3.2: only an exact match resets; anything else in the window gets a challenge ACK.
-      if (seg.seq === this.#rcvNxt) this.#quietClose('client reset');
+      if (seg.seq === this.#receive.rcvNxt) this.#quietClose('client reset');
       else this.#sendAck();
       return;
     }
@@ -311,172 +204,62 @@ export class TcpFlow {
       this.#upstreamCorked = false;
       if (!this.#upstreamClosed) this.#upstream?.uncork?.();
     }
-    if (this.state === 'established' || this.state === 'close-wait') {
-      for (;;) {
-        const inFlight = seq.diff(this.#sndUna, this.#sndNxt);
-        const unsent = this.#sendQueue.length - inFlight;
-        const usable = this.#sndWnd - inFlight;
-        if (unsent <= 0 || usable <= 0) break;
-        const n = Math.min(this.#peerMss, unsent, usable);
-        // Sender-side silly-window avoidance: no runt segments while data is in flight.
-        if (n < this.#peerMss && n < unsent && inFlight > 0) break;
-        this.#emit(this.#sndNxt, ACK | (n === unsent ? PSH : 0), inFlight, n);
-        if (this.#rttSeq === undefined) {
-          this.#rttSeq = seq.add(this.#sndNxt, n);
-          this.#rttStart = this.#host.clock.now();
-        }
-        this.#sndNxt = seq.add(this.#sndNxt, n);
-        this.#armRto();
-      }
-      const allSent = seq.diff(this.#sndUna, this.#sndNxt) === this.#sendQueue.length;
-      if (this.#finQueued && !this.#finSent && allSent) {
-        this.#finSeq = this.#sndNxt;
-        this.#finSent = true;
-        this.#emit(this.#finSeq, FIN | ACK);
-        this.#sndNxt = seq.add(this.#sndNxt, 1);
-        this.state = this.state === 'established' ? 'fin-wait-1' : 'last-ack';
-        this.#armRto();
-      }
-      const unsent = this.#sendQueue.length - seq.diff(this.#sndUna, this.#sndNxt);
-      if (this.#sndWnd === 0 && unsent > 0 && this.#sndNxt === this.#sndUna) this.#armPersist();
+    if ((this.state === 'established' || this.state === 'close-wait') && this.#send.sendNew()) {
+      this.state = this.state === 'established' ? 'fin-wait-1' : 'last-ack';
     }
     if (this.#ackNeeded && this.state !== 'closed' && this.state !== 'connecting') this.#sendAck();
   }
 
-  // --- input helpers -------------------------------------------------------
-
-  /** RFC 9293 §3.10.7.4 segment acceptability against the window we advertised. */
-  #acceptable(segSeq: number, segLen: number): boolean {
-    const wnd = seq.diff(this.#rcvNxt, this.#rcvEdge);
-    const inWindow = (s: number): boolean => seq.ge(s, this.#rcvNxt) && seq.lt(s, this.#rcvEdge);
-    if (segLen === 0) return wnd === 0 ? segSeq === this.#rcvNxt : inWindow(segSeq);
-    if (wnd === 0) return false;
-    return inWindow(segSeq) || inWindow(seq.add(segSeq, segLen - 1));
-  }
-
   /** Returns false when the segment must be dropped. */
   #processAck(seg: TcpSegment): boolean {
-    const ack = seg.ack;
     if (this.state === 'syn-received') {
-      if (ack !== this.#sndNxt) {
-        this.#emit(ack, RST); // not for our SYN-ACK (RFC 9293: <SEQ=SEG.ACK><CTL=RST>)
+      if (seg.ack !== this.#send.sndNxt) {
+        this.#emit(seg.ack, RST); // not for our SYN-ACK (RFC 9293: <SEQ=SEG.ACK><CTL=RST>)
         return false;
       }
       this.state = 'established';
     }
-    const segWnd = seg.window * 2 ** this.#sndShift;
-    // RFC 5961 §5.2: acceptable iff SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
-    if (seq.gt(ack, this.#sndNxt) || seq.lt(ack, seq.add(this.#sndUna, -Math.max(65535, this.#maxSndWnd)))) {
+    if (!this.#send.acceptsAck(seg.ack)) {
       this.#sendAck();
       return false;
     }
-    this.#persistProbes = 0;
-    if (seq.gt(ack, this.#sndUna)) {
-      let acked = seq.diff(this.#sndUna, ack);
-      if (this.#sndUna === this.#iss) acked -= 1; // our SYN
-      const finAcked = this.#finSent && seq.gt(ack, this.#finSeq);
-      if (finAcked) acked -= 1;
-      this.#sendQueue.consume(acked);
-      this.#sndUna = ack;
-      if (this.#rttSeq !== undefined && seq.ge(ack, this.#rttSeq)) {
-        this.#sampleRtt(this.#host.clock.now() - this.#rttStart);
-        this.#rttSeq = undefined;
-      }
-      this.#retransmits = 0;
-      this.#dupAcks = 0;
-      // RFC 6298 (5.2, 5.3): stop the timer when all is acknowledged, else restart it.
-      if (this.#sndUna !== this.#sndNxt) this.#restartRto();
-      else {
-        this.#rtoTimer?.cancel();
-        this.#rtoTimer = undefined;
-      }
-      if (this.#recovery) {
-        if (seq.ge(ack, this.#recover)) this.#recovery = false;
-        else this.#retransmitFirst(); // partial ACK: the next hole
-      }
-      if (this.#upstreamPaused && this.#sendQueue.length <= this.#config.sendBufferBytes / 2) {
-        this.#upstreamPaused = false;
-        this.#upstream?.resume();
-      }
-      if (finAcked) {
-        if (this.state === 'fin-wait-1') this.#enterFinWait2();
-        else if (this.state === 'closing') this.#enterTimeWait();
-        else if (this.state === 'last-ack') {
-          this.#teardown();
-          return false;
-        }
-      }
-    } else if (
-      ack === this.#sndUna &&
-      seg.payload.length === 0 &&
-      !(seg.flags & FIN) &&
-      segWnd === this.#sndWnd &&
-      this.#sndNxt !== this.#sndUna
-    ) {
-      this.#dupAcks++;
-      if (this.#dupAcks === 3 && !this.#recovery) {
-        this.#recovery = true;
-        this.#recover = this.#sndNxt;
-        this.#rttSeq = undefined;
-        this.#retransmitFirst();
+    const progress = this.#send.onAck(seg);
+    if (progress !== 'none' && this.#upstreamPaused && this.#send.queue.length <= this.#config.sendBufferBytes / 2) {
+      this.#upstreamPaused = false;
+      this.#upstream?.resume();
+    }
+    if (progress === 'fin-acked') {
+      if (this.state === 'fin-wait-1') this.#enterFinWait2();
+      else if (this.state === 'closing') this.#enterTimeWait();
+      else if (this.state === 'last-ack') {
+        this.#teardown();
+        return false;
       }
     }
-    if (seq.lt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seq.le(this.#sndWl2, ack))) {
-      this.#sndWnd = segWnd;
-      if (segWnd > this.#maxSndWnd) this.#maxSndWnd = segWnd;
-      this.#sndWl1 = seg.seq;
-      this.#sndWl2 = ack;
-      if (this.#sndWnd > 0 && this.#persistTimer) {
-        this.#persistTimer.cancel();
-        this.#persistTimer = undefined;
-      }
-    }
+    this.#send.updateWindow(seg);
     return true;
   }
 
   #processData(seg: TcpSegment): void {
-    if (this.state !== 'established' && this.state !== 'fin-wait-1' && this.state !== 'fin-wait-2') {
+    if (!this.#acceptsData()) {
       this.#ackNeeded = true; // the client already sent FIN: nothing more can be new
       return;
     }
-    let start = seg.seq;
-    let data = seg.payload;
-    let fin = (seg.flags & FIN) !== 0;
-    const old = seq.diff(start, this.#rcvNxt);
-    if (old > 0) {
-      if (old > data.length || (old === data.length && !fin)) {
-        this.#sendAck(); // a pure duplicate: re-ACK at once
-        return;
-      }
-      data = data.subarray(old);
-      start = this.#rcvNxt;
-    }
-    const room = seq.diff(start, this.#rcvEdge);
-    if (data.length > room) {
-      data = data.subarray(0, Math.max(0, room));
-      fin = false;
-    }
-    if (start !== this.#rcvNxt) {
-      if (data.length > 0 || fin) this.#reassembly.hold(start, data, fin);
-      this.#sendAck(); // duplicate ACK tells the client where the hole is
+    const placed = this.#receive.place(seg);
+    if (typeof placed === 'string') {
+      this.#sendAck(); // a duplicate, or a hole: tell the client at once where we are
       return;
     }
-    this.#deliver(data, fin);
-    this.#drainOutOfOrder();
+    this.#deliver(placed.data, placed.fin);
+    this.#receive.drainHeld((data, fin) => {
+      if (this.#acceptsData()) this.#deliver(data, fin);
+      return this.state !== 'closed';
+    });
     this.#ackNeeded = true;
   }
 
-  /** Delivers held segments that the data just delivered made contiguous. */
-  #drainOutOfOrder(): void {
-    if (this.#reassembly.isEmpty) return;
-    this.#reassembly.drain(
-      () => this.#rcvNxt,
-      (data, fin) => {
-        const acceptsData = this.state === 'established' || this.state === 'fin-wait-1' || this.state === 'fin-wait-2';
-        if (acceptsData) this.#deliver(data, fin);
-        return this.state !== 'closed';
-      },
-    );
+  #acceptsData(): boolean {
+    return this.state === 'established' || this.state === 'fin-wait-1' || this.state === 'fin-wait-2';
   }
 
   #deliver(data: Uint8Array, fin: boolean): void {
@@ -491,11 +274,10 @@ export class TcpFlow {
         this.#host.scheduleOutput(this); // output() uncorks, even if nothing else is due
       }
       this.#upstream.write(data);
-      this.#rcvNxt = seq.add(this.#rcvNxt, data.length);
+      this.#receive.advance(data.length);
     }
     if (fin) {
-      this.#rcvNxt = seq.add(this.#rcvNxt, 1);
-      this.#reassembly.clear();
+      this.#receive.finReceived();
       if (this.#upstreamCorked) {
         this.#upstreamCorked = false;
         if (!this.#upstreamClosed) this.#upstream?.uncork?.();
@@ -515,9 +297,9 @@ export class TcpFlow {
   // --- upstream events -----------------------------------------------------
 
   #onUpstreamData(chunk: Uint8Array): void {
-    if (this.state === 'closed' || this.#finQueued) return;
-    this.#sendQueue.push(chunk);
-    if (!this.#upstreamPaused && this.#sendQueue.length >= this.#config.sendBufferBytes) {
+    if (this.state === 'closed' || this.#send.finQueued) return;
+    this.#send.queue.push(chunk);
+    if (!this.#upstreamPaused && this.#send.queue.length >= this.#config.sendBufferBytes) {
       this.#upstreamPaused = true;
       this.#upstream?.pause();
     }
@@ -525,7 +307,7 @@ export class TcpFlow {
   }
 
   #onUpstreamEnd(): void {
-    this.#finQueued = true;
+    this.#send.queueFin();
     this.#host.scheduleOutput(this);
   }
 
@@ -536,47 +318,24 @@ export class TcpFlow {
       this.abort(`upstream failed: ${error.message}`);
       return;
     }
-    this.#finQueued = true;
+    this.#send.queueFin();
     this.#host.scheduleOutput(this);
   }
 
   #onUpstreamDrain(): void {
-    if (seq.diff(this.#rcvNxt, this.#rcvEdge) < this.#maxRcvWnd / 2) {
+    if (this.#receive.windowBelowHalf) {
       this.#ackNeeded = true; // window update
       this.#host.scheduleOutput(this);
     }
   }
 
-  // --- output helpers ------------------------------------------------------
-
-  /** The window to advertise now, in bytes: what the upstream can take, never retracting the right edge. */
-  #window(): number {
-    const queued = this.#upstream?.writableLength ?? 0;
-    const wanted = Math.max(0, this.#maxRcvWnd - queued);
-    const current = Math.max(0, seq.diff(this.#rcvNxt, this.#rcvEdge));
-    // Receiver-side silly-window avoidance (RFC 1122 §4.2.3.3): open only by a useful amount.
-    const step = Math.min(this.#peerMss, this.#maxRcvWnd / 2);
-    return wanted - current >= step ? wanted : current;
-  }
-
-  /** The window field for an outgoing segment, and the right edge it advertises. */
-  #windowField(flags: number): number {
-    if (flags & RST) return 0;
-    if (flags & SYN) {
-      // A SYN-ACK's window is never scaled (RFC 7323 §2.2).
-      const field = Math.min(65535, this.#window());
-      this.#rcvEdge = seq.add(this.#rcvNxt, field);
-      return field;
-    }
-    const field = scaledWindowField(this.#window(), this.#rcvShift);
-    this.#rcvEdge = seq.add(this.#rcvNxt, field * 2 ** this.#rcvShift);
-    return field;
-  }
+  // --- output --------------------------------------------------------------
 
   /** Sends a segment; its payload, if any, is `length` bytes of the send queue from `queueOffset`. */
   #emit(seqNum: number, flags: number, queueOffset = 0, length = 0): void {
-    const window = this.#windowField(flags);
+    const window = this.#receive.windowField(flags, this.#upstream?.writableLength ?? 0);
     const { clientIp, clientPort, serverIp, serverPort } = this.key;
+    const syn = (flags & SYN) !== 0;
     this.#host.send(
       buildTcpPacket({
         src: serverIp,
@@ -584,15 +343,15 @@ export class TcpFlow {
         srcPort: serverPort,
         dstPort: clientPort,
         seq: seqNum,
-        ack: flags & ACK ? this.#rcvNxt : 0,
+        ack: flags & ACK ? this.#receive.rcvNxt : 0,
         flags,
         window,
-        mss: flags & SYN ? this.#config.mss : undefined,
-        wscale: flags & SYN && this.#offerWscale ? this.#rcvShift : undefined,
-        sackPermitted: flags & SYN ? this.#sackOk : undefined,
+        mss: syn ? this.#config.mss : undefined,
+        wscale: syn && this.#options.offerWscale ? this.#options.rcvShift : undefined,
+        sackPermitted: syn ? this.#options.sackOk : undefined,
         // Only on pure ACKs, so that data segments keep their full MSS.
-        sack: length === 0 && flags === ACK && this.#sackOk ? this.#reassembly.sackBlocks(MAX_SACK_BLOCKS) : undefined,
-        payloadSource: length > 0 ? this.#sendQueue : undefined,
+        sack: length === 0 && flags === ACK ? this.#receive.sackBlocks() : undefined,
+        payloadSource: length > 0 ? this.#send.queue : undefined,
         payloadOffset: queueOffset,
         payloadLength: length,
       }),
@@ -601,93 +360,10 @@ export class TcpFlow {
   }
 
   #sendAck(): void {
-    this.#emit(this.#sndNxt, ACK);
+    this.#emit(this.#send.sndNxt, ACK);
   }
 
-  #sendSynAck(): void {
-    this.#emit(this.#iss, SYN | ACK);
-  }
-
-  #retransmitFirst(): void {
-    if (this.state === 'syn-received') {
-      this.#sendSynAck();
-      return;
-    }
-    const inFlightData = Math.min(seq.diff(this.#sndUna, this.#sndNxt), this.#sendQueue.length);
-    if (inFlightData > 0) {
-      const n = Math.min(this.#peerMss, inFlightData);
-      this.#emit(this.#sndUna, ACK, 0, n);
-    } else if (this.#finSent && this.#sndUna === this.#finSeq) {
-      this.#emit(this.#finSeq, FIN | ACK);
-    }
-  }
-
-  /** Starts the retransmission timer unless it runs. */
-  #armRto(): void {
-    if (this.#rtoTimer) return;
-    this.#rtoDeadline = this.#host.clock.now() + this.#rto;
-    this.#setRtoTimer(this.#rto);
-  }
-
-  /** Restarts the timer at a full RTO from now; a running timer is moved only when it fires. */
-  #restartRto(): void {
-    this.#rtoDeadline = this.#host.clock.now() + this.#rto;
-    if (!this.#rtoTimer) this.#setRtoTimer(this.#rto);
-  }
-
-  #setRtoTimer(ms: number): void {
-    this.#rtoTimer = this.#host.clock.setTimer(ms, () => {
-      this.#rtoTimer = undefined;
-      const early = this.#rtoDeadline - this.#host.clock.now();
-      if (early > 0) this.#setRtoTimer(early);
-      else this.#onRto();
-    });
-  }
-
-  #onRto(): void {
-    if (this.state === 'closed') return;
-    if (this.state !== 'syn-received' && this.#sndUna === this.#sndNxt) return;
-    if (++this.#retransmits > this.#config.maxRetransmits) {
-      this.abort('retransmission timeout');
-      return;
-    }
-    this.#rto = Math.min(this.#rto * 2, this.#config.rtoMaxMs);
-    this.#rttSeq = undefined; // Karn: never time a retransmitted segment
-    this.#recovery = true;
-    this.#recover = this.#sndNxt;
-    this.#retransmitFirst();
-    this.#armRto();
-  }
-
-  #sampleRtt(sample: number): void {
-    // RFC 6298 §2.
-    if (this.#srtt === undefined) {
-      this.#srtt = sample;
-      this.#rttvar = sample / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
-    }
-    const rto = this.#srtt + Math.max(1, 4 * this.#rttvar);
-    this.#rto = Math.min(this.#config.rtoMaxMs, Math.max(this.#config.rtoMinMs, rto));
-  }
-
-  #armPersist(): void {
-    if (this.#persistTimer) return;
-    const delay = Math.min(this.#config.rtoMaxMs, Math.max(this.#config.rtoMinMs, this.#rto) * 2 ** Math.min(this.#persistProbes, 16));
-    this.#persistTimer = this.#host.clock.setTimer(delay, () => {
-      this.#persistTimer = undefined;
-      const unsent = this.#sendQueue.length - seq.diff(this.#sndUna, this.#sndNxt);
-      if (this.state === 'closed' || this.#sndWnd > 0 || unsent <= 0) return;
-      if (++this.#persistProbes > this.#config.maxRetransmits) {
-        this.abort('zero window probes unanswered');
-        return;
-      }
-      // Linux-style probe: an old sequence number makes the client answer with its current window.
-      this.#emit(seq.add(this.#sndUna, -1), ACK);
-      this.#armPersist();
-    });
-  }
+  // --- close ---------------------------------------------------------------
 
   #enterFinWait2(): void {
     this.state = 'fin-wait-2';
@@ -700,10 +376,7 @@ export class TcpFlow {
 
   #enterTimeWait(): void {
     this.state = 'time-wait';
-    this.#rtoTimer?.cancel();
-    this.#rtoTimer = undefined;
-    this.#persistTimer?.cancel();
-    this.#persistTimer = undefined;
+    this.#send.stopTimers();
     this.#stateTimer?.cancel();
     this.#stateTimer = this.#host.clock.setTimer(this.#config.timeWaitMs, () => {
       this.#stateTimer = undefined;
@@ -720,16 +393,15 @@ export class TcpFlow {
   #teardown(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.#rtoTimer?.cancel();
-    this.#persistTimer?.cancel();
+    this.#send.stopTimers();
     this.#stateTimer?.cancel();
-    this.#rtoTimer = this.#persistTimer = this.#stateTimer = undefined;
+    this.#stateTimer = undefined;
     this.#dialAbort.abort();
     if (this.#upstream && !this.#upstreamClosed) {
       this.#upstreamClosed = true;
       this.#upstream.destroy();
     }
-    this.#reassembly.clear();
+    this.#receive.forgetHeld();
     this.#host.closed(this);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * TCP segment parsing and building (RFC 9293) over IPv4, with the
  * pseudo-header checksum. The options read or written are MSS, window scale
- * (RFC 7323 §2), SACK-permitted and SACK blocks (RFC 2018, blocks written only).
+ * (RFC 7323 §2), SACK-permitted and SACK blocks (RFC 2018).
  */
 import { finishChecksum, pseudoHeaderSumV4, sumWords } from './checksum.ts';
 import { IPPROTO_TCP, readU32, writeIpv4Header, writeU32, type Parsed } from './ipv4.ts';
@@ -33,6 +33,8 @@ export interface TcpSegment {
   readonly wscale: number | undefined;
   /** The SACK-permitted option is present (SYN segments). */
   readonly sackPermitted: boolean;
+  /** The peer's SACK blocks, [left, right), when the option is present (at most {@link MAX_SACK_BLOCKS}). */
+  readonly sack: readonly (readonly [number, number])[] | undefined;
   readonly payload: Uint8Array;
 }
 
@@ -49,6 +51,7 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
   let mss: number | undefined;
   let wscale: number | undefined;
   let sackPermitted = false;
+  let sack: [number, number][] | undefined;
   for (let i = 20; i < headerLength; ) {
     const kind = buf[i]!;
     if (kind === 0) break; // end of options
@@ -62,6 +65,10 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
     if (kind === 2 && length === 4) mss = (buf[i + 2]! << 8) | buf[i + 3]!;
     else if (kind === 3 && length === 3) wscale = Math.min(buf[i + 2]!, MAX_WSCALE);
     else if (kind === 4 && length === 2) sackPermitted = true;
+    else if (kind === 5 && length >= 10 && (length - 2) % 8 === 0) {
+      sack = [];
+      for (let b = i + 2; b < i + length; b += 8) sack.push([readU32(buf, b), readU32(buf, b + 4)]);
+    }
     i += length;
   }
   return {
@@ -76,6 +83,7 @@ export function parseTcp(buf: Uint8Array, src: number, dst: number): Parsed<TcpS
       mss,
       wscale,
       sackPermitted,
+      sack,
       payload: buf.subarray(headerLength),
     },
   };

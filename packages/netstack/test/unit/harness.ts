@@ -1,10 +1,11 @@
 // Test harness: a Netstack wired to a fake PacketIO, a manual clock and a dialer
 // whose dials the test resolves or rejects by hand.
+import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/clock.ts';
 import { ipv4FromString, parseIpv4, IPPROTO_TCP } from '../../src/ipv4.ts';
 import { Netstack, type NetstackOptions } from '../../src/netstack.ts';
 import type { PacketIO } from '../../src/packet-io.ts';
-import { buildTcpPacket, parseTcp, SYN, type TcpSegment } from '../../src/tcp-segment.ts';
+import { ACK, buildTcpPacket, parseTcp, SYN, type TcpSegment } from '../../src/tcp-segment.ts';
 import type { DialRequest, Dialer, Upstream, UpstreamHandlers } from '../../src/upstream.ts';
 
 export const CLIENT = ipv4FromString('10.0.0.2');
@@ -119,11 +120,29 @@ export class Client {
       mss: overrides.mss ?? (flags & SYN ? 1460 : undefined),
       wscale: flags & SYN ? overrides.wscale : undefined,
       sackPermitted: flags & SYN ? overrides.sackPermitted : undefined,
+      sack: overrides.sack,
       payload,
     });
   }
 }
 
-export type SegmentOverrides = Partial<{ seq: number; ack: number; window: number; mss: number; wscale: number; sackPermitted: boolean }>;
+export type SegmentOverrides = Partial<{ seq: number; ack: number; window: number; mss: number; wscale: number; sackPermitted: boolean; sack: [number, number][] }>;
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+/** SYN (with the given options) -> dial ok -> SYN-ACK -> ACK. */
+export async function establishFlow(options: Parameters<typeof makeStack>[0] = {}, syn: SegmentOverrides = {}, ackWindow = syn.window ?? 65535) {
+  const env = makeStack(options);
+  const client = new Client(env.stack, 40000);
+  client.send(SYN, undefined, syn);
+  client.seq += 1;
+  const upstream = new FakeUpstream();
+  env.dialer.dials[0]!.resolve(upstream);
+  await tick();
+  const [synAck] = env.io.takeTcp();
+  assert.ok(synAck && synAck.flags === (SYN | ACK));
+  client.ack = (synAck.seq + 1) >>> 0;
+  client.send(ACK, undefined, { window: ackWindow });
+  await tick();
+  return { ...env, client, upstream, synAck };
+}

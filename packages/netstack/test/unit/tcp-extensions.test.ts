@@ -4,26 +4,9 @@ import { describe, it } from 'node:test';
 import { ReassemblyQueue } from '../../src/reassembly.ts';
 import { scaledWindowField, windowShiftFor } from '../../src/tcp-flow.ts';
 import { ACK, FIN, PSH, SYN } from '../../src/tcp-segment.ts';
-import { Client, FakeUpstream, makeStack, tick, type SegmentOverrides } from './harness.ts';
+import { Client, establishFlow, FakeUpstream, makeStack, tick } from './harness.ts';
 
 const KiB = 1024;
-
-/** SYN (with the given options) -> dial ok -> SYN-ACK -> ACK. */
-async function established(options: Parameters<typeof makeStack>[0] = {}, syn: SegmentOverrides = {}, ackWindow = syn.window ?? 65535) {
-  const env = makeStack(options);
-  const client = new Client(env.stack, 40000);
-  client.send(SYN, undefined, syn);
-  client.seq += 1;
-  const upstream = new FakeUpstream();
-  env.dialer.dials[0]!.resolve(upstream);
-  await tick();
-  const [synAck] = env.io.takeTcp();
-  assert.ok(synAck && synAck.flags === (SYN | ACK));
-  client.ack = (synAck.seq + 1) >>> 0;
-  client.send(ACK, undefined, { window: ackWindow });
-  await tick();
-  return { ...env, client, upstream, synAck };
-}
 
 describe('window-scale arithmetic', () => {
   it('picks the smallest shift that expresses the window, at most 14', () => {
@@ -52,13 +35,13 @@ describe('window-scale arithmetic', () => {
 
 describe('TCP window scaling', () => {
   it('answers a SYN that offers window scaling with our shift, and an unscaled SYN-ACK window', async () => {
-    const { synAck } = await established({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
+    const { synAck } = await establishFlow({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
     assert.equal(synAck.wscale, 4);
     assert.equal(synAck.window, 65_535, 'a SYN-ACK window is never scaled (RFC 7323 §2.2)');
   });
 
   it('does not offer window scaling to a client that did not, and keeps the window within 16 bits', async () => {
-    const { synAck, client, io, upstream } = await established({ tcp: { receiveWindow: 512 * KiB } });
+    const { synAck, client, io, upstream } = await establishFlow({ tcp: { receiveWindow: 512 * KiB } });
     assert.equal(synAck.wscale, undefined);
     client.send(ACK, new Uint8Array(1000));
     await tick();
@@ -67,7 +50,7 @@ describe('TCP window scaling', () => {
   });
 
   it('does not offer window scaling when configured off, even to a client that offers it', async () => {
-    const { synAck, client, io, upstream } = await established({ tcp: { windowScaling: false } }, { wscale: 7, mss: 1000, window: 3 }, 3);
+    const { synAck, client, io, upstream } = await establishFlow({ tcp: { windowScaling: false } }, { wscale: 7, mss: 1000, window: 3 }, 3);
     assert.equal(synAck.wscale, undefined);
     upstream.handlers!.data(new Uint8Array(5000));
     await tick();
@@ -80,7 +63,7 @@ describe('TCP window scaling', () => {
 
   it("scales the client's windows by its shift (but not its SYN's)", async () => {
     // The SYN's window 3 is unscaled; every later window field 125 << 7 = 16,000 bytes.
-    const { upstream, io } = await established({}, { wscale: 7, mss: 1000, window: 3 }, 125);
+    const { upstream, io } = await establishFlow({}, { wscale: 7, mss: 1000, window: 3 }, 125);
     upstream.handlers!.data(new Uint8Array(20_000));
     await tick();
     const sent = io.takeTcp();
@@ -89,7 +72,7 @@ describe('TCP window scaling', () => {
   });
 
   it('advertises a scaled window of receiveWindow minus what the upstream still holds', async () => {
-    const { client, io, upstream } = await established({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 2 });
+    const { client, io, upstream } = await establishFlow({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 2 });
     client.send(ACK, new Uint8Array(1000));
     await tick();
     const [first] = io.takeTcp();
@@ -106,7 +89,7 @@ describe('TCP window scaling', () => {
   });
 
   it("accepts data up to the SYN-ACK's unscaled window before the first scaled advertisement", async () => {
-    const { client, upstream } = await established({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
+    const { client, upstream } = await establishFlow({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
     // One batch, so that no ACK (with a scaled, larger window) goes out in between.
     const batch = Array.from({ length: 66 }, (_, i) => client.packet(ACK, new Uint8Array(1000), { seq: client.seq + i * 1000 }));
     client.stack.input(batch);
@@ -115,7 +98,7 @@ describe('TCP window scaling', () => {
   });
 
   it('takes more than 64 KiB in flight from a client once scaling is in effect', async () => {
-    const { client, upstream, io } = await established({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
+    const { client, upstream, io } = await establishFlow({ tcp: { receiveWindow: 512 * KiB } }, { wscale: 7 });
     client.send(ACK, new Uint8Array(1000));
     client.seq += 1000;
     await tick();
@@ -188,7 +171,7 @@ describe('upstream write coalescing', () => {
 
 describe('ACK coalescing', () => {
   it('acknowledges a batch of in-order segments with one ACK, at the end of the batch', async () => {
-    const { client, io } = await established();
+    const { client, io } = await establishFlow();
     const batch = Array.from({ length: 5 }, (_, i) => client.packet(ACK, new Uint8Array(1000), { seq: client.seq + i * 1000 }));
     client.stack.input(batch);
     assert.equal(io.sent.length, 0, 'nothing is sent while the batch is being read');
@@ -199,7 +182,7 @@ describe('ACK coalescing', () => {
   });
 
   it('acknowledges each batch', async () => {
-    const { client, io } = await established();
+    const { client, io } = await establishFlow();
     client.stack.input([client.packet(ACK, new Uint8Array(100))]);
     await tick();
     client.stack.input([client.packet(ACK, new Uint8Array(100), { seq: client.seq + 100 })]);
@@ -208,14 +191,14 @@ describe('ACK coalescing', () => {
   });
 
   it('answers an out-of-order segment at once with a duplicate ACK, before the batch ends', async () => {
-    const { client, io } = await established();
+    const { client, io } = await establishFlow();
     client.stack.input([client.packet(ACK, new Uint8Array(100), { seq: client.seq + 1000 })]);
     const [dup] = io.takeTcp();
     assert.equal(dup!.ack, client.seq, 'the ACK names the hole');
   });
 
   it('piggybacks the ACK on data when there is data to send', async () => {
-    const { client, io, upstream } = await established();
+    const { client, io, upstream } = await establishFlow();
     client.stack.input([client.packet(ACK, new Uint8Array(100))]);
     upstream.handlers!.data(new Uint8Array(300));
     await tick();
@@ -292,13 +275,13 @@ describe('ReassemblyQueue', () => {
 
 describe('TCP SACK as a receiver (RFC 2018)', () => {
   it('permits SACK only when the SYN does and SACK is enabled', async () => {
-    assert.equal((await established({}, { sackPermitted: true })).synAck.sackPermitted, true);
-    assert.equal((await established({})).synAck.sackPermitted, false);
-    assert.equal((await established({ tcp: { sack: false } }, { sackPermitted: true })).synAck.sackPermitted, false);
+    assert.equal((await establishFlow({}, { sackPermitted: true })).synAck.sackPermitted, true);
+    assert.equal((await establishFlow({})).synAck.sackPermitted, false);
+    assert.equal((await establishFlow({ tcp: { sack: false } }, { sackPermitted: true })).synAck.sackPermitted, false);
   });
 
   it('reports held out-of-order data in SACK blocks, the latest first, merged where contiguous', async () => {
-    const { client, io } = await established({}, { sackPermitted: true });
+    const { client, io } = await establishFlow({}, { sackPermitted: true });
     const base = client.seq;
     const at = (offset: number): Uint8Array => client.packet(ACK, new Uint8Array(100), { seq: base + offset });
     client.stack.input([at(200)]);
@@ -314,7 +297,7 @@ describe('TCP SACK as a receiver (RFC 2018)', () => {
   });
 
   it('drops the blocks a cumulative ACK covers, and sends none once every hole is filled', async () => {
-    const { client, io, upstream } = await established({}, { sackPermitted: true });
+    const { client, io, upstream } = await establishFlow({}, { sackPermitted: true });
     const base = client.seq;
     const at = (offset: number): Uint8Array => client.packet(ACK, new Uint8Array(100), { seq: base + offset });
     client.stack.input([at(200)]);
@@ -332,13 +315,13 @@ describe('TCP SACK as a receiver (RFC 2018)', () => {
   });
 
   it('sends no SACK blocks when SACK was not permitted', async () => {
-    const { client, io } = await established({});
+    const { client, io } = await establishFlow({});
     client.stack.input([client.packet(ACK, new Uint8Array(100), { seq: client.seq + 200 })]);
     assert.equal(sackBlocksOf(io.sent.at(-1)!), undefined);
   });
 
   it('reports at most four blocks', async () => {
-    const { client, io } = await established({}, { sackPermitted: true });
+    const { client, io } = await establishFlow({}, { sackPermitted: true });
     for (let i = 1; i <= 6; i++) client.stack.input([client.packet(ACK, new Uint8Array(10), { seq: client.seq + i * 100 })]);
     const blocks = sackBlocksOf(io.sent.at(-1)!)!;
     assert.equal(blocks.length, 4);
@@ -348,7 +331,7 @@ describe('TCP SACK as a receiver (RFC 2018)', () => {
 
 describe('retransmission timer restart (RFC 6298 5.3), kept lazily', () => {
   it('restarts the RTO from the ACK of new data, not from the first transmission', async () => {
-    const { client, io, upstream, clock } = await established();
+    const { client, io, upstream, clock } = await establishFlow();
     upstream.handlers!.data(new Uint8Array(3000));
     await tick();
     const sent = io.takeTcp();

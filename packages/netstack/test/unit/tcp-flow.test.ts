@@ -2,23 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ACK, FIN, PSH, RST, SYN } from '../../src/tcp-segment.ts';
-import { CLIENT, Client, FakeUpstream, SERVER, bytes, makeStack, tick } from './harness.ts';
+import { CLIENT, Client, FakeUpstream, SERVER, bytes, establishFlow, makeStack, tick } from './harness.ts';
 
 /** Runs SYN -> dial ok -> SYN-ACK -> ACK and returns the pieces. */
 async function established(options: Parameters<typeof makeStack>[0] = {}, synWindow = 65535) {
-  const env = makeStack(options);
-  const client = new Client(env.stack, 40000);
-  client.send(SYN, undefined, { window: synWindow });
-  client.seq += 1;
-  const upstream = new FakeUpstream();
-  env.dialer.dials[0]!.resolve(upstream);
-  await tick();
-  const [synAck] = env.io.takeTcp();
-  assert.ok(synAck && synAck.flags === (SYN | ACK));
-  client.ack = (synAck.seq + 1) >>> 0;
-  client.send(ACK, undefined, { window: synWindow });
-  await tick();
-  return { ...env, client, upstream, iss: synAck.seq };
+  const flow = await establishFlow(options, { window: synWindow });
+  return { ...flow, iss: flow.synAck.seq };
 }
 
 describe('TCP handshake', () => {
