@@ -13,19 +13,17 @@ import { fileURLToPath } from 'node:url';
 import { createCommandRunner } from '../../packages/torvm/src/platform/exec.ts';
 import { createLinuxHostNetwork, type LinuxHostNetworkOptions } from '../../packages/torvm/src/platform/linux/host-network.ts';
 import { diffSnapshots, takeNetworkSnapshot, type NetworkSnapshot } from '../../packages/torvm/src/platform/linux/snapshot.ts';
-import { readPcapFile, startCapture } from '../harness/pcap.ts';
 import { isProcessAlive, killPid } from '../harness/netns.ts';
 import { skipUnlessPrerequisites } from '../harness/prerequisites.ts';
 import { run, spawnDaemon } from '../harness/run.ts';
 import { waitFor } from '../harness/wait.ts';
-import { describePacket, findLeaks } from './leak-oracle.ts';
+import { captured as capturedOn } from './capture.ts';
+import { describePacket, type findLeaks } from './leak-oracle.ts';
 import { ADDR, ORIGINAL_RESOLV_CONF, PEER_PY, PYTHON, createTopology, runProbes, torvmExchange, type Topology } from './topology.ts';
 
 const skip = skipUnlessPrerequisites(['nft', 'python3']);
 const runner = createCommandRunner();
 const REAL_RESOLV_CONF = '/etc/resolv.conf';
-const MARKER_PORT = 9;
-const MARKER_PY = `import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'end-of-scenario', (sys.argv[1], ${MARKER_PORT}))`;
 
 describe('host networking leaks nothing', { skip, timeout: 240_000 }, () => {
   let topo: Topology;
@@ -50,22 +48,7 @@ describe('host networking leaks nothing', { skip, timeout: 240_000 }, () => {
     assert.ok(readFileSync(REAL_RESOLV_CONF).equals(realResolvConf), 'the real /etc/resolv.conf must be byte-identical');
   });
 
-  /** Captures while `body` runs; returns the packets the host leaked and the allowed ones. */
-  async function captured(name: string, body: () => Promise<void>) {
-    const capture = await startCapture({ netns: topo.router, iface: 'rt0', file: join(topo.dir, `${name}.pcap`) });
-    try {
-      await body();
-      // tcpdump may drop what it has not read yet when stopped: wait until a
-      // marker sent after the body shows up in the file (same interface, in order).
-      await waitFor(async () => {
-        await run(PYTHON, ['-c', MARKER_PY, ADDR.sink4], { netns: topo.router, timeoutMs: 5_000 });
-        return readPcapFile(capture.file).packets.some((p) => p.src === ADDR.router4 && p.dstPort === MARKER_PORT);
-      }, { timeoutMs: 10_000, what: 'the capture marker', intervalMs: 100 });
-    } finally {
-      await capture.stop().catch(() => {});
-    }
-    return findLeaks(readPcapFile(capture.file));
-  }
+  const captured = (name: string, body: () => Promise<void>) => capturedOn(topo, name, body);
   const assertNoLeaks = (report: ReturnType<typeof findLeaks>) =>
     assert.deepEqual(report.leaks.map(describePacket), [], 'packets from the host outside the torvm flows');
 
@@ -103,15 +86,19 @@ describe('host networking leaks nothing', { skip, timeout: 240_000 }, () => {
       assert.equal(await torvmExchange(topo, 40102), 'qemu-slirp');
     });
     assertNoLeaks(report);
-    // Fail fast, not hang: LAN TCP is reset, IPv6 is refused.
-    assert.match(probes[`tcp ${ADDR.router4}:80`] ?? '', /^error: Connection refused/);
+    // The LAN is routed into the VM like the internet (allowLan off); IPv6 is refused at once.
+    assert.match(probes[`tcp ${ADDR.router4}:80`] ?? '', /^error: /);
     assert.match(probes[`tcp ${ADDR.internet6}:80`] ?? '', /^error: /);
-    const route = await run('ip', ['route', 'get', ADDR.internet4], { netns: topo.host });
-    assert.match(route.stdout, /dev torvm0/);
+    for (const dst of [ADDR.internet4, ADDR.router4]) assert.match((await run('ip', ['route', 'get', dst], { netns: topo.host })).stdout, /dev torvm0/);
+    const v6 = await run('ip', ['-6', 'route', 'get', ADDR.router6], { netns: topo.host, okExitCodes: [2] });
+    assert.notEqual(v6.exitCode, 0, 'even on-link IPv6 is prohibited');
+    assert.match((await run('ip', ['route', 'get', ADDR.router4, 'ipproto', 'udp', 'dport', '67'], { netns: topo.host })).stdout, /dev up0/, 'DHCP renewals keep the real uplink');
+    assert.match((await run('ip', ['-6', 'route', 'get', '::1'], { netns: topo.host })).stdout, /dev lo/, 'IPv6 loopback still works');
   });
 
   test('a DHCP client re-adds a default route with a lower metric: still no leak', async () => {
     const report = await captured('dhcp', async () => {
+      // No `onlink`: the kernel must still find the gateway on up0 (rule 7903), or real DHCP clients would fail here.
       await run('ip', ['route', 'add', 'default', 'via', ADDR.router4, 'dev', 'up0', 'proto', 'dhcp', 'metric', '10'], { netns: topo.host });
       await runProbes(topo);
       assert.equal(await torvmExchange(topo, 40103), 'qemu-slirp');

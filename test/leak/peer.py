@@ -34,8 +34,8 @@ def serve():
         while True:
             data, peer = s.recvfrom(4096); s.sendto(data, peer)
     for fam in (socket.AF_INET, socket.AF_INET6):
-        for port in (80, 53): threading.Thread(target=tcp_echo, args=(fam, port), daemon=True).start()
-        for port in (53, 9999): threading.Thread(target=udp_echo, args=(fam, port), daemon=True).start()
+        for port in (80, 53, 853): threading.Thread(target=tcp_echo, args=(fam, port), daemon=True).start()
+        for port in (53, 853, 9999): threading.Thread(target=udp_echo, args=(fam, port), daemon=True).start()
     print('READY', flush=True)
     threading.Event().wait()
 

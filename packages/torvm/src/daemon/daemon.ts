@@ -67,11 +67,12 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
     for (const line of runConfig.tor.bridges.lines) for (const s of bridgeLogSecrets(line)) logging.secrets.add(s);
     if ('password' in runConfig.tor.proxy) logging.secrets.add(runConfig.tor.proxy.password);
     for (const u of runConfig.lanGateway.users) logging.secrets.add(u.password);
+    const hostNetwork = platform.hostNetwork({ uid: vmUser.uid, gid: vmUser.gid, log: (line) => logging.forComponent('network').info(line) });
     const vmLog = logging.forComponent('vm');
     const serialLog = logging.forComponent('serial');
     const works = createDaemonWorks({
       config: runConfig, status,
-      hostNetwork: platform.hostNetwork({ uid: vmUser.uid, gid: vmUser.gid, log: (line) => logging.forComponent('network').info(line) }),
+      hostNetwork,
       log: { info: (m) => log.info(m), warn, error: (m) => { log.error(m); o.progress(`error: ${m}`); } },
       addSecret: (s) => logging.secrets.add(s),
       previousVmAlive: () => findOrphanQemu(vmPaths(runConfig.vm.stateDir, platform.runDir), platform.processInspector) !== null,
@@ -96,7 +97,7 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
       },
     });
     lifecycle = lc;
-    currentRun = lc.run().then((result) => {
+    currentRun = lc.run().then(async (result) => {
       const error = result.error;
       tor = null;
       status.update((s) => {
@@ -106,7 +107,11 @@ export async function runDaemon(o: DaemonOptions): Promise<DaemonResult> {
       });
       for (const t of result.teardownErrors) log.error(`${t.state} failed: ${describeError(t.error)}`);
       if (error !== undefined) o.progress(`TorVM stopped after a failure: ${describeError(error)}`);
-      o.progress(result.keptBlocking ? 'The kill switch stays on: the network is blocked.' : 'Host networking is restored.');
+      // Say what the kernel enforces, not what teardown meant to leave.
+      const live = await hostNetwork.killSwitchStatus().catch(() => null);
+      if (live?.present) o.progress('The kill switch stays on: the network is blocked.');
+      else if (result.keptBlocking) o.progress('WARNING: the kill switch is NOT on although TorVM meant to keep blocking; run `torvm killswitch engage`.');
+      else o.progress('Host networking is restored.');
       lifecycle = null;
       currentRun = null;
       return result;

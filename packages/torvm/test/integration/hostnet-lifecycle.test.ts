@@ -6,10 +6,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isTorvmError } from '../../src/core/errors.ts';
+import { makePolicy } from '../../src/core/policy.ts';
+import { renderRuleset } from '../../src/platform/linux/nft-render.ts';
 import { createCommandRunner } from '../../src/platform/exec.ts';
 import { createLinuxHostNetwork, type LinuxHostNetworkOptions } from '../../src/platform/linux/host-network.ts';
 import { JOURNAL_FILE } from '../../src/platform/linux/journal.ts';
@@ -179,6 +181,94 @@ describe('linux host networking (namespaces)', { skip, timeout: 300_000 }, () =>
     assert.equal((await next.killSwitchStatus()).present, false);
   });
 
+  test('a dormant table, a verdict turned to accept and a moved chain priority all fail verify, and the watch repairs each', async () => {
+    const n = net();
+    await n.up();
+    await n.setConnected();
+    const repairs: string[] = [];
+    const w = await n.watch((e) => repairs.push(...e.repaired));
+    const want = makePolicy('connected', n.policyOptions);
+    const script = renderRuleset(want);
+    const lastRule = /^\t\treject with icmpx admin-prohibited comment "anything else: refused"$/m;
+    assert.match(script, lastRule);
+    const tamperings: Array<[string, () => Promise<unknown>]> = [
+      ['dormant', () => run('nft', ['add', 'table', 'inet', 'torvm', '{ flags dormant; }'], { netns: topo.host })],
+      // Same comments and fingerprint, so only a full comparison sees it.
+      ['verdict', () => run('nft', ['-f', '-'], { netns: topo.host, input: script.replace(lastRule, '\t\taccept comment "anything else: refused"') })],
+      ['priority', () => run('nft', ['-f', '-'], { netns: topo.host, input: script.replace('hook output priority filter;', 'hook output priority 10;') })],
+    ];
+    try {
+      for (const [what, tamper] of tamperings) {
+        await w.stop(); // verify must see the tampering before the watch repairs it
+        await n.close();
+        await tamper();
+        await assert.rejects(n.firewall.verify(want), (e: unknown) => isTorvmError(e, 'ERR_FIREWALL'), `${what}: verify must fail`);
+        assert.deepEqual(await n.reconcile(), ['kill switch'], `${what}: reconcile repairs it`);
+        await n.firewall.verify(want);
+        assert.doesNotMatch(await ruleset(), /dormant|priority 10;|\taccept comment "anything else/);
+        // And the watch does it by itself.
+        repairs.length = 0;
+        const w2 = await n.watch((e) => repairs.push(...e.repaired));
+        await tamper();
+        await waitFor(() => repairs.includes('kill switch'), { timeoutMs: 4_000, what: `the watch to repair the ${what} table` });
+        await n.firewall.verify(want);
+        await w2.stop();
+      }
+    } finally {
+      await w.stop();
+      await n.restoreNetwork();
+    }
+  });
+
+  test('an unreadable journal never keeps the kill switch off, and restore says which file to fix', async () => {
+    const path = join(topo.stateDir, JOURNAL_FILE);
+    mkdirSync(topo.stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, '{"version": 1, "pl', { mode: 0o600 }); // truncated
+    const n = net({ lockdown: true });
+    try {
+      const namesTheFile = (e: unknown) => isTorvmError(e, 'ERR_NETWORK') && e.message.includes(path) && /torvm restore/.test(e.hint ?? '');
+      await assert.rejects(n.recover(), namesTheFile);
+      assert.equal((await n.killSwitchStatus()).state, 'blocked', 'Init: blocked despite the journal');
+      // The watch would repair a reset on its own: stop it, so what follows is the call's own doing.
+      await n.close();
+      await n.firewall.reset();
+      await assert.rejects(n.engageKillSwitch('blocked'), namesTheFile);
+      assert.equal((await n.killSwitchStatus()).state, 'blocked', 'Shutdown: the block is applied first, the journal error reported after');
+      await n.close();
+      await n.firewall.reset();
+      await assert.rejects(n.restoreNetwork({ keepBlocking: true }), namesTheFile);
+      assert.equal((await n.killSwitchStatus()).state, 'blocked', 'RestoreNetwork: keeps blocking');
+      const probe = await run(PYTHON, ['-c', 'import socket; socket.create_connection(("192.168.77.1", 80), timeout=2)'], { netns: topo.host, okExitCodes: [1] });
+      assert.equal(probe.exitCode, 1, 'the LAN is blocked');
+    } finally {
+      await n.close();
+      rmSync(path, { force: true });
+      await n.releaseKillSwitch();
+    }
+  });
+
+  test("a second controller that failed at Init leaves the live controller's journal, TAP, routes and DNS alone", async () => {
+    const first = createLinuxHostNetwork({ ...base, runner, pid: process.ppid }); // a live pid that is not us
+    await first.up();
+    await first.setConnected();
+    const path = join(topo.stateDir, JOURNAL_FILE);
+    const journalBefore = readFileSync(path, 'utf8');
+    const second = net();
+    try {
+      await assert.rejects(second.recover(), (e: unknown) => isTorvmError(e, 'ERR_NETWORK'));
+      await second.restoreNetwork({ keepBlocking: true });
+      assert.equal(readFileSync(path, 'utf8'), journalBefore, 'the journal is untouched');
+      assert.equal((await run('ip', ['link', 'show', 'torvm0'], { netns: topo.host, okExitCodes: [1] })).exitCode, 0, 'the TAP is still there');
+      assert.match(readFileSync(topo.resolvConf, 'utf8'), /^nameserver 10\.10\.10\.1$/m, 'DNS still goes to the VM');
+      assert.deepEqual(await first.reconcile(), [], 'nothing of the first controller drifted');
+      assert.equal((await first.killSwitchStatus()).state, 'connected');
+    } finally {
+      await second.close();
+      await first.restoreNetwork();
+      await first.close();
+    }
+  });
+
   test('allowLan opens the LAN for TCP but never its DNS', async () => {
     const n = net({ allowLan: true, lanSubnets: ['192.168.77.0/24'] });
     await n.up();
@@ -190,6 +280,11 @@ describe('linux host networking (namespaces)', { skip, timeout: 300_000 }, () =>
       // The echo server answers on 53 too: an answer would mean the query reached the LAN.
       const dns = await py('import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"q", (sys.argv[1], 53)); s.recvfrom(64)');
       assert.equal(dns.exitCode, 1, 'DNS to the LAN must not be answered by the LAN');
+      // DNS over TLS to a LAN resolver: the echo server answers on 853 too.
+      const dotTcp = await py('import socket,sys; c=socket.create_connection((sys.argv[1], 853), timeout=2); c.sendall(b"dot"); assert c.recv(8) == b"dot"');
+      assert.equal(dotTcp.exitCode, 1, 'DNS over TLS (TCP 853) to the LAN must be refused');
+      const dotUdp = await py('import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"q", (sys.argv[1], 853)); s.recvfrom(64)');
+      assert.equal(dotUdp.exitCode, 1, 'DNS over QUIC/DTLS (UDP 853) to the LAN must be refused');
       const other = await py('import socket,sys; socket.create_connection(("203.0.113.10", 80), timeout=1)');
       assert.equal(other.exitCode, 1, 'beyond the LAN still goes only to the VM');
     } finally {

@@ -58,9 +58,9 @@ test('no output rule accepts established traffic (pre-existing connections must 
   for (const state of POLICY_STATES) assert.ok(!(rules(state)('output') ?? []).some((r) => r.includes('established')));
 });
 
-test('allowLan rejects port 53 before it accepts the LAN', () => {
+test('allowLan rejects DNS (53) and DNS over TLS (853) before it accepts the LAN', () => {
   const out = rules('connected', { ...base, allowLan: true })('output') ?? [];
-  const dns = out.findIndex((r) => r.includes('th dport 53 reject'));
+  const dns = out.findIndex((r) => r.includes('th dport { 53, 853 } reject'));
   const lan = out.findIndex((r) => r.endsWith('ip daddr @lan accept'));
   assert.ok(dns >= 0 && lan > dns);
 });

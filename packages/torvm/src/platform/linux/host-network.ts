@@ -7,22 +7,31 @@
  *   configureRouting()       policy rules + the VM default route ............ ConfigureTAP
  *   configureDns()           resolver -> VM ................................. FlushDNS
  *   setConnected()           nft = connected ................................ Running
- *   watch()                  repair drift within a second ................... Running
  *   restoreNetwork()         block, DNS, routes, TAP, then nft reset/lockdown  RestoreNetwork
  *
  * Every change is written to the journal before it is made, so `restore()`
  * (another process, after a crash) undoes exactly what was done. The kill
  * switch is engaged before anything else changes and removed last.
+ *
+ * The watch: once this object has engaged the kill switch for a run
+ * (saveNetwork or recover came first), it watches the firewall, and from
+ * each later step on also the TAP, routes and DNS, and repairs drift
+ * within a second. It keeps watching in the `blocked` state a lockdown or a
+ * failed stop leaves (with the policy rules kept as a routing-layer block),
+ * and stops only when the kill switch is released or reset (or `close()`).
+ * `watch()` only subscribes to repair events. One watch per namespace per
+ * process: a newer run's object takes over from an older one's.
  */
+import { join } from 'node:path';
 import { TorvmError } from '../../core/errors.ts';
 import { makePolicy, makePolicyOptions } from '../../core/policy.ts';
 import type { FirewallPolicy, NetworkSettings, PolicyOptions, PolicyState } from '../../core/policy.ts';
-import { planRouting } from '../../core/route-plan.ts';
+import { blockingRules, planRouting, tapOnlyRouting } from '../../core/route-plan.ts';
 import type { RoutePlan } from '../../core/route-plan.ts';
 import type { CommandRunner } from '../exec.ts';
 import type { Dns, FirewallStatus, JournalStep, NetworkJournal } from '../host-network.ts';
 import { SYSTEM_RESOLV_CONF, createResolvConfDns, createResolvedDns, resolvedIsActive } from './dns.ts';
-import { createFileJournal } from './journal.ts';
+import { JOURNAL_FILE, createFileJournal } from './journal.ts';
 import { startNetWatch, type NetWatch } from './net-watch.ts';
 import { NFT_FAMILY, NFT_TABLE } from './nft-render.ts';
 import { createNftFirewall } from './nft-firewall.ts';
@@ -56,6 +65,11 @@ export interface RepairEvent {
 }
 
 export type LinuxHostNetwork = ReturnType<typeof createLinuxHostNetwork>;
+
+/** The kill-switch watch of each namespace ('' = the host's own) in this process, and the object that owns it. */
+const activeWatches = new Map<string, { owner: object; stop(): Promise<void> }>();
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 function pidAlive(pid: number): boolean {
   try {
@@ -99,6 +113,11 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
   let dns: Dns | null = null;
   let liveState: PolicyState | null = null;
   let inheritedPreviousTable: string | null | undefined;
+  /** Set by saveNetwork/recover: this object runs the lifecycle, so engaging the kill switch starts the watch. */
+  let ownsRun = false;
+  /** The policy rules stay as a routing-layer block (the `blocked` state after a run); the watch keeps them. */
+  let routingBlock = false;
+  const journalPath = join(opts.stateDir, JOURNAL_FILE);
 
   async function pickDns(kind: 'resolv-conf' | 'resolved' | null = null): Promise<Dns> {
     const backend = kind ?? (opts.dnsBackend === 'auto' || opts.dnsBackend === undefined
@@ -126,12 +145,91 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
     return next;
   }
 
-  function applyFirewall(state: PolicyState): Promise<void> {
-    return exclusive(async () => {
+  // ---- The watch (see the top of the file). ----
+  const self = {};
+  const watchKey = opts.netns ?? '';
+  let netWatch: NetWatch | null = null;
+  let watchStarting: Promise<void> | null = null;
+  const repairListeners = new Set<(e: RepairEvent) => void>();
+  const errorListeners = new Set<(err: unknown) => void>();
+
+  /** Stops another object's watch of this namespace: two watchers would fight over the table. */
+  async function takeOverWatch(): Promise<void> {
+    const previous = activeWatches.get(watchKey);
+    if (previous && previous.owner !== self) await previous.stop();
+  }
+
+  function startWatch(): Promise<void> {
+    if (netWatch) return Promise.resolve();
+    watchStarting ??= (async () => {
+      await takeOverWatch();
+      const w = startNetWatch({
+        ...scope,
+        resolvConfPath,
+        unref: true, // it watches while the process lives; it does not keep it alive
+        onError: (err) => {
+          log(`watch: ${errorText(err)}`);
+          for (const l of errorListeners) l(err);
+        },
+        onChange: async (reason) => {
+          const repaired = await api.reconcile();
+          if (repaired.length === 0) return;
+          log(`repaired after ${reason}: ${repaired.join(', ')}`);
+          for (const l of repairListeners) l({ reason, repaired });
+        },
+      });
+      netWatch = w;
+      activeWatches.set(watchKey, { owner: self, stop: stopWatch });
+      // A monitor that cannot start is restarted by the watch; the periodic check runs meanwhile.
+      await w.ready.catch((err: unknown) => log(`watch: ${errorText(err)}`));
+    })().finally(() => {
+      watchStarting = null;
+    });
+    return watchStarting;
+  }
+
+  async function stopWatch(): Promise<void> {
+    await watchStarting?.catch(() => {});
+    const w = netWatch;
+    netWatch = null;
+    if (activeWatches.get(watchKey)?.owner === self) activeWatches.delete(watchKey);
+    await w?.stop();
+  }
+
+  async function applyFirewall(state: PolicyState): Promise<void> {
+    // The newest engage in this process wins: an older object's watch would put its own state back.
+    await takeOverWatch();
+    await exclusive(async () => {
       liveState = state;
       await firewall.apply(policy(state));
       log(`kill switch: ${state}`);
     });
+    if (ownsRun) await startWatch();
+  }
+
+  /** The kill switch is removed: nothing left to watch, no routing block to keep. */
+  async function released(): Promise<void> {
+    routingBlock = false;
+    await stopWatch();
+  }
+
+  /** Whether the journal belongs to a live controller other than this one (then it is not ours to undo). */
+  const ownedByAnother = (j: NetworkJournal) => j.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(j);
+
+  /** Reads the journal; if it cannot be read, blocks first and then reports it. */
+  async function readJournalOrBlock(): Promise<NetworkJournal | null> {
+    try {
+      return await journal.read();
+    } catch (err) {
+      const blocked = await applyFirewall('blocked').then(() => true, (e: unknown) => {
+        log(`could not block after a journal error: ${errorText(e)}`);
+        return false;
+      });
+      throw new TorvmError('ERR_NETWORK', `the network journal ${journalPath} cannot be read; ${blocked ? 'the kill switch stays on (blocked)' : 'blocking failed too'}`, {
+        cause: err,
+        hint: `inspect ${journalPath} (it records the routes and DNS TorVM changed), fix or remove it, then run \`torvm restore\``,
+      });
+    }
   }
 
   /** Undoes a journal's steps, newest first, under a `blocked` kill switch. Leaves nft as the journal says. */
@@ -145,17 +243,29 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
         log(`restore: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
+    // A host left blocked keeps the policy rules too: the routing layer blocks on its own (see core/route-plan.ts).
+    const keep = keepBlocked || j.lockdown;
+    routingBlock = false;
     // Block first: while routes and DNS are put back nothing may slip out.
     await applyFirewall('blocked');
     if (j.steps.includes('dns')) await attempt('DNS', async () => (await pickDns(j.dns.kind)).restore(j.dns));
-    if (j.steps.includes('routes')) await attempt('routes', () => router.remove(j.plan));
+    const samePlan = JSON.stringify(j.plan.rules) === JSON.stringify(plan.rules);
+    if (keep) {
+      await attempt('routing block', async () => {
+        // Another version's plan goes first (its rules could equal some of ours), then ours block.
+        if (j.steps.includes('routes') && !samePlan) await router.remove(j.plan);
+        await router.applyRules(blockingRules(plan));
+        if (j.steps.includes('routes') && samePlan) await router.remove(tapOnlyRouting(plan));
+      });
+      routingBlock = true;
+    } else if (j.steps.includes('routes')) await attempt('routes', () => router.remove(j.plan));
     // A QEMU that outlived its controller still holds the TAP: keep it, so the VM can be adopted.
     if (j.steps.includes('tap') && !keepTap) await attempt('TAP', () => tap.destroy(j.plan.tap.name));
     if (errors.length > 0) {
       // Keep blocking: a half-restored host must not leak.
       throw new TorvmError('ERR_NETWORK', `restore failed in ${errors.length} step(s); the kill switch stays on`, { cause: errors[0], hint: 'run `torvm restore` again' });
     }
-    if (keepBlocked || j.lockdown) return;
+    if (keep) return;
     await exclusive(async () => {
       liveState = null;
       if (j.previousTable !== null) {
@@ -164,6 +274,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
         await firewall.reset();
       }
     });
+    await released();
   }
 
   const api = {
@@ -173,11 +284,17 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
 
     /** `torvm killswitch engage`: the early-boot block (default `blocked`). Needs no journal. */
     async engageKillSwitch(state: PolicyState = 'booting'): Promise<void> {
-      if (current) await record('killswitch');
-      else {
+      if (current) {
+        try {
+          await record('killswitch');
+        } catch (err) {
+          await applyFirewall('blocked'); // a journal that cannot be written never keeps the block off
+          throw err;
+        }
+      } else {
         // A live controller's watcher would fight this change: refuse instead.
-        const j = await journal.read();
-        if (j && j.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(j)) {
+        const j = await readJournalOrBlock();
+        if (j && ownedByAnother(j)) {
           throw new TorvmError('ERR_NETWORK', `TorVM controller pid ${j.pid} owns the kill switch`, { hint: 'use `torvm down`' });
         }
       }
@@ -191,6 +308,9 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
         liveState = null;
         await firewall.reset();
       });
+      // The routing block a lockdown or failed stop kept goes with it.
+      await router.remove(plan);
+      await released();
     },
     /** `torvm killswitch status`: what the kernel enforces right now. */
     killSwitchStatus(): Promise<FirewallStatus> {
@@ -203,9 +323,10 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
      * journal. Refuses while that run's controller is still alive.
      */
     async recover(options: { keepTap?: boolean } = {}): Promise<boolean> {
-      const old = await journal.read();
+      ownsRun = true;
+      const old = await readJournalOrBlock();
       if (!old) return false;
-      if (old.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(old)) {
+      if (ownedByAnother(old)) {
         throw new TorvmError('ERR_NETWORK', `another TorVM controller (pid ${old.pid}) owns the network`, { hint: 'stop it first' });
       }
       log(`recovering: undoing the network changes of crashed run ${old.pid}${options.keepTap ? ' (keeping the TAP for the running VM)' : ''}`);
@@ -217,6 +338,7 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
 
     /** SaveNetwork: recover if needed, then journal the host's own state before anything changes. */
     async saveNetwork(): Promise<void> {
+      ownsRun = true;
       await api.recover();
       // After a recovery our own `blocked` table is loaded: what came before it is in the old journal.
       const previousTable = inheritedPreviousTable !== undefined ? inheritedPreviousTable : await firewall.listTable();
@@ -236,19 +358,26 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
       };
       await journal.write(current);
     },
-    async createTap(): Promise<void> {
-      await record('tap');
-      await tap.create(plan);
+    // Each step runs in turn with the watch's repairs, so a repair never sees a step half done.
+    createTap(): Promise<void> {
+      return exclusive(async () => {
+        await record('tap');
+        await tap.create(plan);
+      });
     },
-    async configureRouting(): Promise<void> {
-      if (liveState === null) throw new TorvmError('ERR_INTERNAL', 'routing changed before the kill switch was engaged');
-      await record('routes');
-      await router.apply(plan);
+    configureRouting(): Promise<void> {
+      return exclusive(async () => {
+        if (liveState === null) throw new TorvmError('ERR_INTERNAL', 'routing changed before the kill switch was engaged');
+        await record('routes');
+        await router.apply(plan);
+      });
     },
-    async configureDns(): Promise<void> {
-      if (liveState === null) throw new TorvmError('ERR_INTERNAL', 'DNS changed before the kill switch was engaged');
-      await record('dns');
-      await (dns ?? (dns = await pickDns())).apply(plan.nameserver);
+    configureDns(): Promise<void> {
+      return exclusive(async () => {
+        if (liveState === null) throw new TorvmError('ERR_INTERNAL', 'DNS changed before the kill switch was engaged');
+        await record('dns');
+        await (dns ?? (dns = await pickDns())).apply(plan.nameserver);
+      });
     },
     /** Running: let host TCP into the VM. */
     async setConnected(): Promise<void> {
@@ -265,9 +394,9 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
 
     /** Checks every piece and puts back what drifted. Returns what it repaired. */
     async reconcile(): Promise<string[]> {
-      const repaired: string[] = [];
-      await exclusive(async () => {
-        if (liveState === null) return;
+      return exclusive(async () => {
+        const repaired: string[] = [];
+        if (liveState === null) return repaired;
         const want = policy(liveState);
         try {
           await firewall.verify(want);
@@ -275,40 +404,50 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
           await firewall.apply(want);
           repaired.push('kill switch');
         }
-      });
-      if (current?.steps.includes('tap') && !(await tap.exists(plan.tap.name))) {
-        await tap.create(plan);
-        repaired.push('TAP');
-      }
-      if (current?.steps.includes('routes')) {
-        const drift = await router.drift(plan);
-        if (drift.length > 0) {
-          await router.apply(plan);
-          repaired.push(...drift);
+        if (routingBlock && !current) repaired.push(...(await router.applyRules(blockingRules(plan))));
+        if (current?.steps.includes('tap') && !(await tap.exists(plan.tap.name))) {
+          await tap.create(plan);
+          repaired.push('TAP');
         }
-      }
-      if (current?.steps.includes('dns') && dns && !(await dns.intact(plan.nameserver))) {
-        await dns.apply(plan.nameserver);
-        repaired.push('DNS');
-      }
-      return repaired;
-    },
-    /** Starts the watcher; `onRepair` hears about each repair. */
-    async watch(onRepair: (e: RepairEvent) => void = () => {}, onError: (err: unknown) => void = (err) => log(`watch: ${String(err)}`)): Promise<NetWatch> {
-      const w = startNetWatch({
-        ...scope,
-        resolvConfPath,
-        onError,
-        onChange: async (reason) => {
-          const repaired = await api.reconcile();
-          if (repaired.length > 0) {
-            log(`repaired after ${reason}: ${repaired.join(', ')}`);
-            onRepair({ reason, repaired });
+        if (current?.steps.includes('routes')) {
+          const drift = await router.drift(plan);
+          if (drift.length > 0) {
+            await router.apply(plan);
+            repaired.push(...drift);
           }
-        },
+        }
+        if (current?.steps.includes('dns') && dns && !(await dns.intact(plan.nameserver))) {
+          await dns.apply(plan.nameserver);
+          repaired.push('DNS');
+        }
+        return repaired;
       });
-      await w.ready;
-      return w;
+    },
+    /**
+     * Subscribes to repair events (and makes sure the watch runs). `stop()`
+     * only unsubscribes: the watch itself lives as long as the kill switch.
+     */
+    async watch(onRepair: (e: RepairEvent) => void = () => {}, onError?: (err: unknown) => void): Promise<NetWatch> {
+      repairListeners.add(onRepair);
+      if (onError) errorListeners.add(onError);
+      await startWatch();
+      return {
+        ready: Promise.resolve(),
+        async stop() {
+          repairListeners.delete(onRepair);
+          if (onError) errorListeners.delete(onError);
+        },
+      };
+    },
+    /** Whether the kill-switch watch is running (tests, status). */
+    get watching(): boolean {
+      return netWatch !== null;
+    },
+    /** Stops the watch without touching the network (end of a test, process shutdown). */
+    async close(): Promise<void> {
+      repairListeners.clear();
+      errorListeners.clear();
+      await stopWatch();
     },
 
     /**
@@ -317,19 +456,25 @@ export function createLinuxHostNetwork(opts: LinuxHostNetworkOptions) {
      * in lockdown it stays `blocked`.
      */
     async restoreNetwork(options: { keepBlocking?: boolean } = {}): Promise<void> {
-      const j = current ?? (await journal.read());
+      const j = current ?? (await readJournalOrBlock());
       if (!j) {
         // Nothing was changed, but a run that failed must still end blocked.
         if (options.keepBlocking) await applyFirewall('blocked');
         return;
       }
+      if (j !== current && ownedByAnother(j)) {
+        // Another live controller's run (this one failed before saving its own): not ours to undo.
+        log(`restore: the network belongs to TorVM controller pid ${j.pid}; left as it is`);
+        return;
+      }
+      // From here the watch repairs only the kill switch: it must not put back what the undo removes.
+      current = null;
       await undo(j, options.keepBlocking ?? false);
       await journal.clear();
-      current = null;
     },
     /** `torvm restore`: undo a crashed run from its journal. Returns false when there was nothing to do. */
     async restore(): Promise<boolean> {
-      const j = await journal.read();
+      const j = await readJournalOrBlock();
       if (!j) return false;
       if (j.pid !== (opts.pid ?? process.pid) && journalOwnerAlive(j)) {
         throw new TorvmError('ERR_NETWORK', `TorVM controller pid ${j.pid} is still running`, { hint: 'use `torvm down`' });

@@ -4,6 +4,7 @@
  * can undo a crashed run.
  */
 import { open, rename, readFile, unlink, mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { TorvmError } from '../../core/errors.ts';
 import type { Journal, NetworkJournal } from '../host-network.ts';
@@ -13,7 +14,7 @@ const JOURNAL_TMP_PREFIX = 'torvm-tmp.';
 
 /** Writes `content` to `path` atomically and durably: temp file (0600), fsync, rename, fsync of the directory. */
 export async function writeFileDurable(path: string, content: string, mode = 0o600): Promise<void> {
-  const tmp = join(dirname(path), `.${JOURNAL_TMP_PREFIX}${process.pid}.${Date.now()}`);
+  const tmp = join(dirname(path), `.${JOURNAL_TMP_PREFIX}${process.pid}.${Date.now()}.${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(content);

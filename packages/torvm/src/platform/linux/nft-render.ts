@@ -16,6 +16,8 @@ import type { FirewallPolicy } from '../../core/policy.ts';
 
 export const NFT_FAMILY = 'inet';
 export const NFT_TABLE = 'torvm';
+/** DNS over TLS: a LAN resolver must not get it either. */
+export const DNS_OVER_TLS_PORT = 853;
 
 export interface NftRule {
   /** The rule body, e.g. `oifname "lo" accept`. */
@@ -84,7 +86,7 @@ export function buildRuleset(policy: FirewallPolicy): NftRuleset {
   }
   if (lan) {
     output.push(
-      rule(`oifname != ${tap} ip daddr @lan meta l4proto { tcp, udp } th dport ${VM_DNS_PORT} reject`, 'allowLan never opens DNS'),
+      rule(`oifname != ${tap} ip daddr @lan meta l4proto { tcp, udp } th dport { ${VM_DNS_PORT}, ${DNS_OVER_TLS_PORT} } reject`, 'allowLan never opens DNS (plain or over TLS)'),
       rule(`oifname != ${tap} ip daddr @lan accept`, 'allowLan: the local networks'),
     );
   }

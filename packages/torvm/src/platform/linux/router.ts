@@ -15,7 +15,8 @@ export interface LinuxRouterOptions {
 
 interface ObservedRoute { dst?: string; gateway?: string; dev?: string; flags?: string[] }
 
-export function createLinuxRouter(runner: CommandRunner, options: LinuxRouterOptions = {}): Router {
+/** The Linux router; `applyRules` adds only the policy rules (the blocking layer, which needs no TAP). */
+export function createLinuxRouter(runner: CommandRunner, options: LinuxRouterOptions = {}): Router & { applyRules(plan: RoutePlan): Promise<string[]> } {
   const ip = (args: string[], okExitCodes: number[] = []) =>
     runner.run('ip', args, { timeoutMs: options.timeoutMs ?? 10_000, okExitCodes, ...(options.netns ? { netns: options.netns } : {}) });
 
@@ -31,14 +32,24 @@ export function createLinuxRouter(runner: CommandRunner, options: LinuxRouterOpt
     return out;
   }
 
+  async function addMissingRules(plan: RoutePlan): Promise<string[]> {
+    const added: string[] = [];
+    for (const family of [4, 6] as const) {
+      for (const rule of missingRules(plan, family, await rules(family))) {
+        await ip(ruleArgv(rule, 'add'));
+        added.push(`rule ${ruleArgv(rule, 'add').slice(3).join(' ')}`);
+      }
+    }
+    return added;
+  }
+
   return {
+    applyRules: addMissingRules,
     async apply(plan) {
       try {
         // The route first: once the rules exist, default lookups already land in its table.
         for (const route of plan.routes) await ip(routeArgv(route, 'replace'));
-        for (const family of [4, 6] as const) {
-          for (const rule of missingRules(plan, family, await rules(family))) await ip(ruleArgv(rule, 'add'));
-        }
+        await addMissingRules(plan);
       } catch (err) {
         throw new TorvmError('ERR_NETWORK', 'could not route traffic into the VM', { cause: err });
       }
@@ -59,7 +70,11 @@ export function createLinuxRouter(runner: CommandRunner, options: LinuxRouterOpt
           for (const _ of observed.filter((o) => ruleMatches(rule, o))) await ip(ruleArgv(rule, 'del'), [2]);
         }
       }
-      for (const route of plan.routes) await ip(routeArgv(route, 'del'), [2]);
+      for (const route of plan.routes) {
+        // Exit 2: already gone; exit 1 "Cannot find device": gone with its TAP.
+        const r = await ip(routeArgv(route, 'del'), [1, 2]);
+        if (r.exitCode === 1 && !/Cannot find device/.test(r.stderr)) throw new TorvmError('ERR_NETWORK', `could not remove route ${route.dst} from table ${route.table}: ${r.stderr.trim()}`);
+      }
     },
   };
 }
