@@ -16,15 +16,14 @@
  * Run as a script (`node --import tsx meek-server.ts CONFIG_JSON`), this file
  * is the server process itself; it prints READY once it listens.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ipIn, killPid } from './netns.ts';
+import { startInInternet } from './internet-process.ts';
+import { ipIn } from './netns.ts';
 import type { TorNetwork } from './tor-network.ts';
-import { waitFor } from './wait.ts';
 
 export const MEEK_ADDRESS = '10.99.0.66';
 export const MEEK_PORT = 80;
@@ -48,7 +47,6 @@ export interface MeekServer {
 }
 
 const SELF = fileURLToPath(import.meta.url);
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Starts the server in the network's internet namespace (bounded wait for READY). */
 export async function startMeekServer(network: TorNetwork, target: { address: string; port: number }): Promise<MeekServer> {
@@ -56,22 +54,7 @@ export async function startMeekServer(network: TorNetwork, target: { address: st
   const statsFile = join(network.workDir, 'meek-sessions.json');
   writeFileSync(statsFile, '[]');
   const config: MeekConfig = { target, statsFile };
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', network.namespaces.internet, process.execPath, '--import', 'tsx', SELF, JSON.stringify(config)], {
-    cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => (output += c));
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (output += c));
-  const stop = async () => { if (child.pid !== undefined && child.exitCode === null) await killPid(child.pid); };
-  try {
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`meek server exited: ${output}`);
-      return output.includes('READY');
-    }, { timeoutMs: 20_000, what: 'the meek server', diagnose: () => output });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const { stop } = await startInInternet(network, SELF, config, 'the meek server');
   return {
     url: `http://${MEEK_ADDRESS}/`,
     sessions: () => (existsSync(statsFile) ? JSON.parse(readFileSync(statsFile, 'utf8')) as MeekSessionStats[] : []),

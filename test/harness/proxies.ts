@@ -16,12 +16,12 @@
  * Run as a script (`node --import tsx proxies.ts CONFIG_JSON`), this file is
  * the server process itself; it prints READY once both listen.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Socket, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ipIn, killPid } from './netns.ts';
+import { startInInternet } from './internet-process.ts';
+import { ipIn } from './netns.ts';
 import type { TorNetwork } from './tor-network.ts';
 import { waitFor } from './wait.ts';
 
@@ -52,7 +52,6 @@ export interface Proxies {
 }
 
 const SELF = fileURLToPath(import.meta.url);
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Starts both proxies in the network's internet namespace (bounded wait for READY). */
 export async function startProxies(network: TorNetwork, creds: { username: string; password: string }): Promise<Proxies> {
@@ -62,31 +61,17 @@ export async function startProxies(network: TorNetwork, creds: { username: strin
   const logFile = join(network.workDir, 'proxies.log');
   writeFileSync(logFile, '');
   const config: ProxyConfig = { ...creds, logFile };
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', network.namespaces.internet, process.execPath, '--import', 'tsx', SELF, JSON.stringify(config)], {
-    cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (c: string) => (output += c));
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (output += c));
-  const stop = async () => { if (child.pid !== undefined && child.exitCode === null) await killPid(child.pid); };
-  try {
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`proxies exited: ${output}`);
-      return output.includes('READY');
-    }, { timeoutMs: 20_000, what: 'the test proxies', diagnose: () => output });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const server = await startInInternet(network, SELF, config, 'the test proxies');
+  const { child, stop } = server;
   return {
     http: { address: PROXY_ADDRESSES.http, port: PROXY_PORTS.http },
     socks: { address: PROXY_ADDRESSES.socks, port: PROXY_PORTS.socks },
     socks4: { address: PROXY_ADDRESSES.socks4, port: PROXY_PORTS.socks4 },
     async dropConnections() {
-      const before = (output.match(/DROPPED/g) ?? []).length;
-      if (child.pid === undefined || child.exitCode !== null) throw new Error(`proxies are not running: ${output}`);
+      const before = (server.output().match(/DROPPED/g) ?? []).length;
+      if (child.pid === undefined || child.exitCode !== null) throw new Error(`proxies are not running: ${server.output()}`);
       process.kill(child.pid, 'SIGUSR1');
-      await waitFor(() => (output.match(/DROPPED/g) ?? []).length > before, { timeoutMs: 10_000, what: 'the proxies to drop their connections', diagnose: () => output });
+      await waitFor(() => (server.output().match(/DROPPED/g) ?? []).length > before, { timeoutMs: 10_000, what: 'the proxies to drop their connections', diagnose: () => server.output() });
     },
     attempts: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProxyAttempt) : []),
     stop,

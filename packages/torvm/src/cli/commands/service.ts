@@ -44,6 +44,13 @@ async function describeService(flags: ServiceFlags): Promise<ServiceDescription>
   };
 }
 
+/** Writing to the real system needs root; a `--root DIR` tree (tests, packagers) does not. */
+function requireRootUnlessUnderRoot(flags: ServiceFlags, verb: 'installing' | 'removing'): void {
+  if (flags.root === undefined && process.getuid?.() !== 0) {
+    throw new TorvmError('ERR_NOT_ROOT', `${verb} a system service needs root`, { hint: 'run it with sudo, or work under a directory with --root DIR' });
+  }
+}
+
 const argvLine = (argv: string[]) => argv.join(' ');
 
 function installText(r: ServiceInstallResult, description: ServiceDescription): string {
@@ -91,7 +98,7 @@ export function registerServiceCommands(program: Command, io: CliIo, run: Comman
     .action(run(async (opts) => {
       const flags = opts as ServiceFlags;
       const ctl = control(flags);
-      if (flags.root === undefined && process.getuid?.() !== 0) throw new TorvmError('ERR_NOT_ROOT', 'installing a system service needs root', { hint: 'run it with sudo, or write under a directory with --root DIR' });
+      requireRootUnlessUnderRoot(flags, 'installing');
       const description = await describeService(flags);
       const result = await ctl.install(description, { force: flags.force ?? false });
       io.out(flags.json ? JSON.stringify({ ok: true, ...result }, null, 2) : installText(result, description));
@@ -104,7 +111,7 @@ export function registerServiceCommands(program: Command, io: CliIo, run: Comman
     .action(run(async (opts) => {
       const flags = opts as ServiceFlags;
       const ctl = control(flags);
-      if (flags.root === undefined && process.getuid?.() !== 0) throw new TorvmError('ERR_NOT_ROOT', 'removing a system service needs root', { hint: 'run it with sudo' });
+      requireRootUnlessUnderRoot(flags, 'removing');
       const result = await ctl.uninstall();
       io.out(flags.json ? JSON.stringify({ ok: true, ...result }, null, 2) : uninstallText(result));
       return 0;
