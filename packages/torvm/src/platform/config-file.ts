@@ -53,7 +53,28 @@ export async function loadConfigFile(path: string, options: ConfigFileOptions): 
     const list = result.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n');
     throw new TorvmError('ERR_CONFIG_INVALID', `the config file ${path} is invalid:\n${list}`, { details: { problems: result.problems } });
   }
+  if (options.uid !== undefined) await refuseReadableSecrets(path, result.config);
   return result.config;
+}
+
+/** The config fields that hold secrets, when they are set. */
+function secretFields(config: TorvmConfig): string[] {
+  const fields: string[] = [];
+  if (config.tor.bridges.lines.length > 0) fields.push('tor.bridges.lines');
+  if ('password' in config.tor.proxy && config.tor.proxy.password !== undefined) fields.push('tor.proxy.password');
+  if (config.lanGateway.users.length > 0) fields.push('lanGateway.users');
+  return fields;
+}
+
+/** Bridge lines and passwords must not be readable by other users: a censor who reads a bridge blocks it. */
+async function refuseReadableSecrets(path: string, config: TorvmConfig): Promise<void> {
+  const fields = secretFields(config);
+  const mode = (await stat(path)).mode;
+  if (fields.length > 0 && (mode & 0o044) !== 0) {
+    throw new TorvmError('ERR_CONFIG_UNSAFE_FILE', `the config file ${path} holds secrets (${fields.join(', ')}) but is readable by ${mode & 0o004 ? 'everyone' : 'its group'} (mode ${(mode & 0o777).toString(8)})`, {
+      hint: `chmod 600 '${path}'`,
+    });
+  }
 }
 
 /**

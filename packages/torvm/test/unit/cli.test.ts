@@ -16,7 +16,7 @@ before(() => {
   for (const kind of ['good', 'bad']) {
     for (const f of readdirSync(join(fixtures, 'config', kind))) {
       copyFileSync(join(fixtures, 'config', kind, f), join(dir, `${kind}-${f}`));
-      chmodSync(join(dir, `${kind}-${f}`), 0o644);
+      chmodSync(join(dir, `${kind}-${f}`), 0o600);
     }
   }
 });
@@ -59,6 +59,20 @@ test('config validate refuses a group-writable file and says how to fix it', asy
   assert.equal(r.code, 2);
   assert.match(r.err, /writable by its group/);
   assert.match(r.err, /how to fix: chmod go-w/);
+});
+
+test('a config holding secrets (bridge lines, passwords) must not be readable by others; one without them may be', async () => {
+  const f = join(dir, 'readable-secrets.json');
+  copyFileSync(join(dir, 'good-full.json'), f);
+  chmodSync(f, 0o644);
+  const r = await runCli(['config', 'validate', f]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /holds secrets \(tor\.bridges\.lines, tor\.proxy\.password/);
+  assert.match(r.err, /how to fix: chmod 600/);
+  const plain = join(dir, 'readable-plain.json');
+  writeFileSync(plain, '{"configVersion":1}');
+  chmodSync(plain, 0o644);
+  assert.equal((await runCli(['config', 'validate', plain])).code, 0);
 });
 
 test('config validate refuses a file owned by another user', { skip: process.getuid?.() !== 0 && 'needs root to chown' }, async () => {
