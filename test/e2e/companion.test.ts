@@ -62,6 +62,15 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
   let routingBefore = '';
   let download: ChildProcess | undefined;
 
+  /** Stops the running capture and asserts the device's uplink carried only SOCKS and DNS to the gateway (and saw some SOCKS). */
+  async function assertOnlyGatewayTraffic(): Promise<void> {
+    const pcap = await capture!.stop();
+    capture = undefined;
+    const flows = pcapFlows(pcap.packets);
+    assert.ok(flows.some((f) => f.server.port === 9050), 'the capture saw the SOCKS traffic');
+    assert.deepEqual(flowsAroundTheGateway(flows).map(describeFlow), []);
+  }
+
   async function startCompanion(): Promise<void> {
     companionOut = '';
     companion = spawn('ip', ['netns', 'exec', lan!.device, process.execPath, TORVM_BIN, 'companion',
@@ -159,11 +168,7 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
   });
 
   test("the device's uplink carried only traffic to the gateway's two ports", async () => {
-    const pcap = await capture!.stop();
-    capture = undefined;
-    const flows = pcapFlows(pcap.packets);
-    assert.ok(flows.some((f) => f.server.port === 9050), 'the capture saw the SOCKS traffic');
-    assert.deepEqual(flowsAroundTheGateway(flows).map(describeFlow), []);
+    await assertOnlyGatewayTraffic();
   });
 
   test('SIGKILL of the companion during a download: the device fails closed', async () => {
@@ -201,11 +206,7 @@ describe('torvm companion through the LAN gateway', { skip: skipUnlessPrerequisi
     assert.ok(requests.length >= 1 && requests.every((q) => q.peer === network!.exitAddress), JSON.stringify(requests));
 
     // (a) From before the SIGKILL until now: only the gateway's two ports.
-    const pcap = await capture!.stop();
-    capture = undefined;
-    const flows = pcapFlows(pcap.packets);
-    assert.ok(flows.some((f) => f.server.port === 9050), 'the capture saw the SOCKS traffic');
-    assert.deepEqual(flowsAroundTheGateway(flows).map(describeFlow), []);
+    await assertOnlyGatewayTraffic();
   });
 
   test('SIGTERM restores the device routing and removes the TUN', async () => {

@@ -130,13 +130,12 @@ export type SegmentOverrides = Partial<{ seq: number; ack: number; window: numbe
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
-/** SYN (with the given options) -> dial ok -> SYN-ACK -> ACK. */
-export async function establishFlow(options: Parameters<typeof makeStack>[0] = {}, syn: SegmentOverrides = {}, ackWindow = syn.window ?? 65535) {
+/** SYN (with the given options) -> dial ok (to `upstream`) -> SYN-ACK -> ACK. */
+export async function establishFlow<U extends FakeUpstream = FakeUpstream>(options: Parameters<typeof makeStack>[0] = {}, syn: SegmentOverrides = {}, ackWindow = syn.window ?? 65535, upstream: U = new FakeUpstream() as U) {
   const env = makeStack(options);
   const client = new Client(env.stack, 40000);
   client.send(SYN, undefined, syn);
   client.seq += 1;
-  const upstream = new FakeUpstream();
   env.dialer.dials[0]!.resolve(upstream);
   await tick();
   const [synAck] = env.io.takeTcp();

@@ -20,6 +20,15 @@ function referenceChecksum(bytes: Uint8Array): number {
   return ~sum & 0xffff;
 }
 
+/** Recomputes the TCP checksum (addresses 1 -> 2, as these tests use) after a test edited the segment by hand. */
+function refreshChecksum(tcp: Uint8Array): void {
+  tcp[16] = 0;
+  tcp[17] = 0;
+  const sum = finishChecksum(sumWords(tcp, 0, tcp.length, pseudoHeaderSumV4(1, 2, 6, tcp.length)));
+  tcp[16] = sum >> 8;
+  tcp[17] = sum & 0xff;
+}
+
 describe('Internet checksum', () => {
   it('matches the RFC 1071 §3 example', () => {
     // 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (one's complement); the checksum is its complement.
@@ -154,11 +163,7 @@ describe('TCP and UDP', () => {
     tcp.set(packet.subarray(20, 40));
     tcp.set(options, 20);
     tcp[12] = ((20 + options.length) / 4) << 4;
-    tcp[16] = 0;
-    tcp[17] = 0;
-    const sum = finishChecksum(sumWords(tcp, 0, tcp.length, pseudoHeaderSumV4(1, 2, 6, tcp.length)));
-    tcp[16] = sum >> 8;
-    tcp[17] = sum & 0xff;
+    refreshChecksum(tcp);
     const parsed = parseTcp(tcp, 1, 2);
     assert.ok(parsed.ok);
     assert.equal(parsed.value.mss, 1460);
@@ -191,11 +196,7 @@ describe('TCP and UDP', () => {
     const packet = buildTcpPacket({ src: 1, dst: 2, srcPort: 1, dstPort: 2, seq: 1, ack: 0, flags: SYN, window: 0, mss: 1000 });
     const tcp = Uint8Array.from(packet.subarray(20));
     tcp[21] = 40; // option length beyond the header
-    tcp[16] = 0;
-    tcp[17] = 0;
-    const sum = finishChecksum(sumWords(tcp, 0, tcp.length, pseudoHeaderSumV4(1, 2, 6, tcp.length)));
-    tcp[16] = sum >> 8;
-    tcp[17] = sum & 0xff;
+    refreshChecksum(tcp);
     const parsed = parseTcp(tcp, 1, 2);
     assert.ok(parsed.ok);
     assert.equal(parsed.value.mss, undefined);

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReassemblyQueue } from '../../src/reassembly.ts';
 import { scaledWindowField, windowShiftFor } from '../../src/tcp-flow.ts';
-import { ACK, FIN, PSH, SYN } from '../../src/tcp-segment.ts';
-import { Client, establishFlow, FakeUpstream, makeStack, tick } from './harness.ts';
+import { ACK, FIN, PSH } from '../../src/tcp-segment.ts';
+import { establishFlow, FakeUpstream, tick } from './harness.ts';
 
 const KiB = 1024;
 
@@ -133,15 +133,7 @@ class CorkingUpstream extends FakeUpstream {
 
 describe('upstream write coalescing', () => {
   it("hands a batch's in-order data to a corkable upstream in one flush, before the ACK", async () => {
-    const env = makeStack();
-    const client = new Client(env.stack, 40000);
-    client.send(SYN);
-    client.seq += 1;
-    const upstream = new CorkingUpstream();
-    env.dialer.dials[0]!.resolve(upstream);
-    await tick();
-    client.ack = (env.io.takeTcp()[0]!.seq + 1) >>> 0;
-    client.send(ACK);
+    const { client, upstream, io } = await establishFlow({}, {}, 65535, new CorkingUpstream());
     const batch = Array.from({ length: 5 }, (_, i) => client.packet(ACK, new Uint8Array(1000), { seq: client.seq + i * 1000 }));
     client.stack.input(batch);
     assert.equal(upstream.corked, true, 'corked while the batch is read');
@@ -149,19 +141,11 @@ describe('upstream write coalescing', () => {
     assert.equal(upstream.corked, false);
     assert.deepEqual(upstream.flushes, [5000]);
     assert.equal(upstream.received.length, 5000);
-    assert.equal(env.io.takeTcp().at(-1)!.ack, (client.seq + 5000) >>> 0);
+    assert.equal(io.takeTcp().at(-1)!.ack, (client.seq + 5000) >>> 0);
   });
 
   it('uncorks before ending the upstream on the client FIN', async () => {
-    const env = makeStack();
-    const client = new Client(env.stack, 40000);
-    client.send(SYN);
-    client.seq += 1;
-    const upstream = new CorkingUpstream();
-    env.dialer.dials[0]!.resolve(upstream);
-    await tick();
-    client.ack = (env.io.takeTcp()[0]!.seq + 1) >>> 0;
-    client.send(ACK);
+    const { client, upstream } = await establishFlow({}, {}, 65535, new CorkingUpstream());
     client.send(ACK | FIN, new Uint8Array(10));
     assert.equal(upstream.corked, false);
     assert.equal(upstream.ended, true);
